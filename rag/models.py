@@ -46,6 +46,7 @@ class Hit:
     chunk: Chunk
     score: float
     channels: dict[str, int] = field(default_factory=dict)
+    raw: dict[str, float] = field(default_factory=dict)  # each channel's own score (cosine, BM25)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.chunk.id, "score": round(self.score, 6), "channels": self.channels}

@@ -1,0 +1,38 @@
+# Two entry points; each sets up .venv itself and is idempotent.
+#   make run   - install, build the index over seeds/, open the chat (offline, default model)
+#   make test  - install with test extras, then run the test suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+TEST_STAMP := $(VENV)/.test-installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test index setup test-setup clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(STAMP)
+
+index: setup
+	$(BIN)/govrag index seeds
+
+run: index
+	$(BIN)/govrag serve
+
+test-setup: $(TEST_STAMP)
+
+test: test-setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf .govrag

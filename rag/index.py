@@ -1,0 +1,318 @@
+"""The on-disk index: FAISS (dense) + BM25 over jieba tokens, with a checked manifest.
+
+Layout of an index folder:
+    CURRENT              name of the live version folder (replaced atomically)
+    v-<time>-<pid>/      manifest.json, chunks.jsonl, vectors.npy, dense.faiss, bm25/
+A build writes a new version folder, then switches CURRENT with os.replace, so a crash at
+any point leaves the previous index live. Nothing is pickled.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .chunking import chunk_source
+from .config import Settings
+from .documents import find_files, load_file
+from .models import Chunk, GovragError
+
+FORMAT_VERSION = 1
+STOP_WORDS = frozenset(
+    "的 了 和 与 及 等 是 在 有 对 为 将 把 被 由 以 于 中 上 下 个 之 其 或 并 也 都 而 就 从 到 "
+    "多少 哪些 哪个 什么 几 吗 呢 是否 怎么 如何 年内 我区 全区 进行 开展 推进 加快 完成 工作".split()
+)
+_TOKEN_OK = re.compile(r"[\w%]", re.UNICODE)
+
+
+@lru_cache(maxsize=1)
+def _jieba():
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+def tokenize(text: str) -> list[str]:
+    """BM25 tokens: jieba search-mode words, lower-cased; numbers and years kept; stop words
+    and punctuation dropped."""
+    return [t for t in (w.strip().lower() for w in _jieba().cut_for_search(text))
+            if t and _TOKEN_OK.search(t) and t not in STOP_WORDS]
+
+
+def _stable_id(chunk_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(chunk_id.encode()).digest()[:8], "big") & (2**63 - 1)
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fix(index_dir: Path) -> str:
+    return f"rebuild it with: govrag index --index {index_dir}"
+
+
+@dataclass
+class Index:
+    """A loaded index: chunks, their vectors, the FAISS and BM25 structures, the manifest."""
+
+    dir: Path
+    manifest: dict[str, Any]
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    faiss_index: Any
+    bm25: Any
+    id_to_pos: dict[int, int] = field(default_factory=dict)
+
+    def dense_search(self, query_vec: np.ndarray, n: int) -> list[tuple[int, float]]:
+        """(chunk position, cosine) for the n nearest chunks."""
+        n = min(n, len(self.chunks))
+        if n == 0:
+            return []
+        scores, ids = self.faiss_index.search(query_vec.reshape(1, -1).astype(np.float32), n)
+        return [(self.id_to_pos[int(i)], float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+
+    def bm25_scores(self, weighted_tokens: list[tuple[str, float]]) -> np.ndarray:
+        """BM25 score of every chunk for weighted query tokens."""
+        total = np.zeros(len(self.chunks), dtype=np.float32)
+        vocab = self.bm25.vocab_dict
+        for token, weight in weighted_tokens:
+            if token in vocab:
+                total += weight * self.bm25.get_scores([token]).astype(np.float32)
+        return total
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def _make_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str):
+    import faiss
+
+    dim = vectors.shape[1]
+    if kind == "hnsw":
+        base = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        base.hnsw.efSearch = 128
+    elif kind == "flat":
+        base = faiss.IndexFlatIP(dim)
+    else:
+        raise GovragError(f"unknown faiss index kind {kind!r} (use flat or hnsw)")
+    index = faiss.IndexIDMap2(base)
+    if len(vectors):
+        index.add_with_ids(vectors, ids)
+    return index
+
+
+def _make_bm25(chunks: list[Chunk]):
+    import bm25s
+
+    bm25 = bm25s.BM25()
+    corpus = [tokenize(c.embed_text) or ["∅"] for c in chunks]
+    if corpus:
+        bm25.index(corpus, show_progress=False)
+    return bm25
+
+
+def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, embedder_id: str,
+                files: dict[str, str], faiss_kind: str = "flat") -> Path:
+    """Write a complete new version and switch CURRENT to it atomically; returns the version dir."""
+    import faiss
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    version = index_dir / f"v-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.time_ns() % 10**6}"
+    tmp = index_dir / f".tmp-{version.name}"
+    tmp.mkdir()
+    ids = np.array([_stable_id(c.id) for c in chunks], dtype=np.int64)
+    with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
+        for c in chunks:
+            f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+    np.save(tmp / "vectors.npy", vectors.astype(np.float32), allow_pickle=False)
+    faiss.write_index(_make_faiss(vectors.astype(np.float32), ids, faiss_kind), str(tmp / "dense.faiss"))
+    _make_bm25(chunks).save(str(tmp / "bm25"))
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "embedder": embedder_id,
+        "dim": int(vectors.shape[1]),
+        "chunk_count": len(chunks),
+        "faiss": faiss_kind,
+        "documents": files,
+        "chunk_hashes": {c.id: hashlib.sha256(c.embed_text.encode()).hexdigest()[:32] for c in chunks},
+        "file_hashes": {p.relative_to(tmp).as_posix(): _file_sha(p) for p in sorted(tmp.rglob("*"))
+                        if p.is_file()},
+        "build_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    _write_json(tmp / "manifest.json", manifest)
+    _fsync_tree(tmp)
+    os.rename(tmp, version)
+    pointer = index_dir / ".CURRENT.tmp"
+    pointer.write_text(version.name, encoding="utf-8")
+    with open(pointer, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(pointer, index_dir / "CURRENT")
+    for old in index_dir.iterdir():  # older versions and leftovers of killed builds
+        if old.is_dir() and old != version and (old.name.startswith("v-") or old.name.startswith(".tmp-")):
+            shutil.rmtree(old, ignore_errors=True)
+    return version
+
+
+def load_index(index_dir: str | Path, embedder_id: str | None = None, dim: int | None = None) -> Index:
+    """Load and check an index; every problem is a GovragError naming the fix."""
+    import bm25s
+    import faiss
+
+    index_dir = Path(index_dir)
+    current = index_dir / "CURRENT"
+    if not current.is_file():
+        raise GovragError(f"no index at {index_dir}; build one with: govrag index --index {index_dir}")
+    version = index_dir / current.read_text(encoding="utf-8").strip()
+    try:
+        manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GovragError(f"index at {index_dir} has no readable manifest ({exc}); {_fix(index_dir)}") from exc
+    fmt = manifest.get("format_version")
+    if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
+        raise GovragError(f"index at {index_dir} has format version {fmt}, newer than this govrag "
+                          f"reads ({FORMAT_VERSION}); upgrade govrag or {_fix(index_dir)}")
+    if embedder_id and manifest.get("embedder") != embedder_id:
+        raise GovragError(f"index at {index_dir} was built with embedder {manifest.get('embedder')!r} "
+                          f"but {embedder_id!r} is configured; {_fix(index_dir)}")
+    if dim and manifest.get("dim") != dim:
+        raise GovragError(f"index at {index_dir} has dimension {manifest.get('dim')}, the embedder "
+                          f"gives {dim}; {_fix(index_dir)}")
+    for rel, sha in manifest.get("file_hashes", {}).items():
+        path = version / rel
+        if not path.is_file() or _file_sha(path) != sha:
+            raise GovragError(f"index file {rel} in {index_dir} is missing or damaged; {_fix(index_dir)}")
+    try:
+        chunks = [Chunk.from_dict(json.loads(line)) for line in
+                  (version / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+        vectors = np.load(version / "vectors.npy", allow_pickle=False)
+        dense = faiss.read_index(str(version / "dense.faiss"))
+        bm25 = bm25s.BM25.load(str(version / "bm25"), allow_pickle=False)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise GovragError(f"index at {index_dir} cannot be read ({type(exc).__name__}); {_fix(index_dir)}") from exc
+    n = manifest.get("chunk_count")
+    if not (n == len(chunks) == vectors.shape[0] == dense.ntotal) or vectors.shape[1] != manifest.get("dim"):
+        raise GovragError(f"index at {index_dir} is out of step (manifest {n} chunks, chunks file "
+                          f"{len(chunks)}, vectors {vectors.shape[0]}, faiss {dense.ntotal}); {_fix(index_dir)}")
+    id_to_pos = {_stable_id(c.id): i for i, c in enumerate(chunks)}
+    return Index(version, manifest, chunks, vectors, dense, bm25, id_to_pos)
+
+
+@dataclass
+class BuildReport:
+    """What `build_index` did."""
+
+    index_dir: Path
+    documents: int
+    chunks: int
+    embedded: int
+    reused: int
+    removed_documents: list[str]
+    added_documents: list[str]
+    skipped: list[str]
+    seconds: float
+
+    def summary(self) -> str:
+        parts = [f"indexed {self.documents} documents, {self.chunks} chunks into {self.index_dir}",
+                 f"embedded {self.embedded}, reused {self.reused}"]
+        if self.added_documents:
+            parts.append(f"added {len(self.added_documents)}")
+        if self.removed_documents:
+            parts.append(f"removed {len(self.removed_documents)}: {', '.join(self.removed_documents)}")
+        if self.skipped:
+            parts.append(f"skipped {len(self.skipped)}")
+        return "; ".join(parts) + f" ({self.seconds:.1f} s)"
+
+
+def load_chunks(paths: list[str | Path], settings: Settings) -> tuple[list[Chunk], dict[str, str], list[str]]:
+    """Chunks of every readable document; (chunks, {file name: text sha}, skipped messages).
+    Files with the same cleaned content are indexed once."""
+    chunks: list[Chunk] = []
+    files: dict[str, str] = {}
+    skipped: list[str] = []
+    for path in find_files(list(paths)):
+        try:
+            source = load_file(path)
+        except GovragError as exc:
+            skipped.append(str(exc))
+            continue
+        if source.sha256 in files.values():
+            skipped.append(f"{path.name}: same content as an indexed file")
+            continue
+        if path.name in files:
+            skipped.append(f"{path}: another file named {path.name} is already indexed")
+            continue
+        new = chunk_source(source, settings.chunk_tokens, settings.chunk_overlap_tokens)
+        if not new:
+            skipped.append(f"{path.name}: no content after removing boilerplate")
+            continue
+        files[path.name] = source.sha256
+        chunks.extend(new)
+    return chunks, files, skipped
+
+
+def build_index(paths: list[str | Path], settings: Settings, index_dir: str | Path | None = None,
+                progress: bool = True) -> BuildReport:
+    """Build or update the index so it holds exactly the documents under `paths`.
+    Unchanged chunks reuse their vectors (from the previous index or the embedding cache)."""
+    from embeddings import get_embedder
+    from embeddings.cache import EmbeddingCache, content_hash
+
+    started = time.perf_counter()
+    index_dir = Path(index_dir or settings.index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time
+        chunks, files, skipped = load_chunks(paths, settings)
+        for msg in skipped:
+            print(f"skipped {msg}", file=sys.stderr)
+        if not chunks:
+            raise GovragError(f"nothing to index in {', '.join(map(str, paths))}")
+        embedder = get_embedder(settings.embedder)
+        old_files: dict[str, str] = {}
+        known: dict[str, np.ndarray] = {}
+        try:
+            old = load_index(index_dir, embedder.id, embedder.dim)
+            old_files = old.manifest.get("documents", {})
+            known = {content_hash(c.embed_text): v for c, v in zip(old.chunks, old.vectors)}
+        except GovragError:
+            pass  # no usable previous index: everything comes from the cache or the model
+        texts = [c.embed_text for c in chunks]
+        todo = [t for t in texts if content_hash(t) not in known]
+        cache = EmbeddingCache(settings.cache_dir, embedder)
+        fresh, embedded = cache.embed(todo, progress=progress) if todo else (None, 0)
+        vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+        fresh_by_hash = dict(zip(map(content_hash, todo), fresh)) if todo else {}
+        for i, t in enumerate(texts):
+            h = content_hash(t)
+            vectors[i] = known[h] if h in known else fresh_by_hash[h]
+        write_index(index_dir, chunks, vectors, embedder.id, files, settings.faiss_index)
+    return BuildReport(index_dir, len(files), len(chunks), embedded, len(chunks) - len(todo),
+                       sorted(set(old_files) - set(files)), sorted(set(files) - set(old_files)) if old_files else [],
+                       skipped, time.perf_counter() - started)

@@ -1,0 +1,160 @@
+"""Pipeline: question -> understand -> retrieve -> answer (extractive or LLM) -> verify figures.
+
+    from rag.pipeline import Pipeline
+    p = Pipeline.load()                     # index and model loaded once
+    answer = p.ask("即墨区2022年新建了多少个5G基站?")
+"""
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from pathlib import Path
+from typing import Any, Callable
+
+from .answer import ExtractiveAnswerer, idf_from_index
+from .config import Settings, load_settings
+from .grounding import find_figures, same_figure
+from .models import Answer, Citation, Figure, GovragError, Hit
+from .retriever import Query, Retriever, understand
+
+_WORDLIKE = re.compile(r"[\w\u4e00-\u9fff]", re.UNICODE)
+_SENT = re.compile(r"[^。!?;!?;\n]+[。!?;!?;]*")
+
+
+def clean_question(question: Any, max_chars: int) -> str:
+    """The question with control characters removed; GovragError when it is not a question."""
+    if not isinstance(question, str):
+        raise GovragError("the question must be text")
+    text = "".join(ch for ch in question if unicodedata.category(ch)[0] != "C" or ch in "\n\t")
+    text = " ".join(text.split())
+    if not text:
+        raise GovragError("the question is empty")
+    if len(text) > max_chars:
+        raise GovragError(f"the question is too long ({len(text)} characters; the limit is {max_chars})")
+    if not _WORDLIKE.search(text):
+        raise GovragError("the question has no words, only punctuation or symbols")
+    return text
+
+
+def verify_figures(answer: Answer, hits: list[Hit]) -> None:
+    """Fill answer.figures: each figure of the answer text, checked against its cited chunks
+    (the figures inside quoted spans are the sources' own and are not listed again)."""
+    lead = re.sub(r"“[^”]*”", "", answer.answer)
+    cited = {c.n: next((h.chunk.text for h in hits if h.chunk.id == c.chunk_id), c.quote)
+             for c in answer.citations}
+    figures = []
+    for f in find_figures(lead):
+        where = next((n for n, text in cited.items() if any(same_figure(f, g) for g in find_figures(text))), None)
+        figures.append(Figure(f.text, f.value, f.unit, where is not None, where))
+    answer.figures = figures
+
+
+class Pipeline:
+    """The one object the CLI, the app and other programs use."""
+
+    def __init__(self, retriever: Retriever, settings: Settings) -> None:
+        self.retriever = retriever
+        self.settings = settings
+        self.extractive = ExtractiveAnswerer(idf_from_index(retriever.index), settings.abstain_threshold)
+
+    @classmethod
+    def load(cls, index_dir: str | Path | None = None, settings: Settings | None = None) -> "Pipeline":
+        settings = settings or load_settings()
+        return cls(Retriever.load(index_dir, settings), settings)
+
+    def ask(self, question: str, k: int | None = None, filters: dict[str, Any] | None = None,
+            use_llm: bool = False, on_token: Callable[[str], None] | None = None) -> Answer:
+        """Answer one question (see `ask_with_hits`)."""
+        return self.ask_with_hits(question, k, filters, use_llm, on_token)[0]
+
+    def ask_with_hits(self, question: str, k: int | None = None, filters: dict[str, Any] | None = None,
+                      use_llm: bool = False, on_token: Callable[[str], None] | None = None,
+                      channels: tuple[str, ...] = ("dense", "bm25")) -> tuple[Answer, list[Hit]]:
+        """(Answer, retrieved hits in rank order). Raises GovragError on a bad question."""
+        started = time.perf_counter()
+        text = clean_question(question, self.settings.max_question_chars)
+        k = k or self.settings.k
+        if not 1 <= k <= 50:
+            raise GovragError(f"k must be between 1 and 50, not {k}")
+        timings: dict[str, float] = {}
+        notes: list[str] = []
+        translated = None
+        if use_llm and self.settings.llm_configured and understand(text).lang == "en":
+            translated = self._translate(text, notes, timings)
+        t0 = time.perf_counter()
+        q = understand(text, translated)
+        timings["understand_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+        hits = self.retriever.search(q, k=max(k, 5), filters=filters, channels=channels, timings=timings)
+        t0 = time.perf_counter()
+        answer = None
+        if use_llm:
+            answer = self._llm_answer(q, hits[:k], notes, on_token)
+        if answer is None:
+            answer = self.extractive.answer(q, hits[:k])
+            if on_token is not None:
+                on_token(answer.answer)
+        timings["answer_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+        t0 = time.perf_counter()
+        verify_figures(answer, hits)
+        timings["verify_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+        timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        answer.timings = timings
+        answer.notes = notes + answer.notes + [f"translation: {q.translation}"] * (q.lang == "en")
+        return answer, hits
+
+    def _translate(self, text: str, notes: list[str], timings: dict[str, float]) -> str | None:
+        from .llm import LLMUnavailable, translate_query
+
+        t0 = time.perf_counter()
+        try:
+            return translate_query(self.settings, text) or None
+        except LLMUnavailable as exc:
+            notes.append(f"query translation fell back to the glossary: {exc}")
+            return None
+        finally:
+            timings["translate_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+
+    def _llm_answer(self, q: Query, hits: list[Hit], notes: list[str],
+                    on_token: Callable[[str], None] | None) -> Answer | None:
+        """The LLM's answer with parsed citations, or None (with a note) to fall back."""
+        if not self.settings.llm_configured:
+            notes.append("no LLM endpoint is configured (set GOVRAG_LLM_BASE_URL); extractive answer")
+            return None
+        from .llm import LLMUnavailable, generate, is_abstention, parse_citations
+
+        try:
+            text = generate(self.settings, q.text, hits, q.lang, on_token)
+        except LLMUnavailable as exc:
+            notes.append(f"{exc}; extractive answer instead")
+            return None
+        if is_abstention(text):
+            closest = [self.extractive._citation(i + 1, h, 0, min(160, len(h.chunk.text))) for i, h in enumerate(hits[:3])]
+            return Answer(q.text, text, [], [], True, "llm", {}, q.lang, [], closest)
+        numbers = parse_citations(text, len(hits))
+        figures = find_figures(text)
+        citations = []
+        for n in numbers:
+            chunk = hits[n - 1].chunk
+            span = self._span_for(chunk.text, figures)
+            citations.append(Citation(n, chunk.id, chunk.doc, chunk.meta.get("title", ""), chunk.heading_path,
+                                      chunk.text[span[0]:span[1]].strip(), chunk.start + span[0],
+                                      chunk.start + span[1], round(hits[n - 1].score, 6),
+                                      {k: v for k, v in chunk.meta.items() if k in ("row", "lead_unit", "deadline")}))
+        answer = Answer(q.text, text, citations, [], False, "llm", {}, q.lang)
+        verify_figures(answer, hits)
+        bad = [f for f in answer.figures if not f.verified]
+        if not citations or (answer.figures and len(bad) > len(answer.figures) / 2):
+            why = "cited no source" if not citations else f"{len(bad)} of {len(answer.figures)} figures not found in the cited sources"
+            notes.append(f"the LLM answer {why}; extractive answer instead")
+            return None
+        return answer
+
+    @staticmethod
+    def _span_for(text: str, figures) -> tuple[int, int]:
+        """The first sentence of a cited chunk that holds one of the answer's figures."""
+        for m in _SENT.finditer(text):
+            found = find_figures(m.group(0))
+            if any(same_figure(f, g) for f in figures for g in found):
+                return m.start(), m.end()
+        return 0, min(len(text), 160)

@@ -1,0 +1,195 @@
+"""Hybrid retrieval: dense (FAISS) + BM25 (jieba), reciprocal-rank fusion, metadata filters,
+query understanding (language, year, district, task number), de-duplication of overlaps.
+
+Public API for other apps:
+    from rag.retriever import Retriever
+    r = Retriever.load(".govrag/index")
+    hits = r.search("即墨区2022年新增了多少个5G基站?", k=5, filters={"year": 2022})
+    lc = r.as_langchain(k=5)          # a LangChain BaseRetriever
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document as LCDocument
+from langchain_core.retrievers import BaseRetriever
+
+from .config import Settings, load_settings
+from .documents import DISTRICTS
+from .english import detect_language, expand_query, to_chinese_query
+from .index import Index, load_index, tokenize
+from .models import Chunk, GovragError, Hit
+
+FILTER_KEYS = ("doc", "district", "year", "kind", "doc_kind")
+_ROW_RE = re.compile(r"第\s*(\d{1,3})\s*(?:项|条|行|号)|(?:row|task|item)\s*(?:no\.?|#)?\s*(\d{1,3})\b", re.I)
+_YEAR_Q = re.compile(r"(?<!\d)(20\d{2})(?!\d)")
+META_BOOST = 0.5  # a year/district/row match adds this many "first-rank" RRF shares
+
+
+@dataclass
+class Query:
+    """What the question asks about, as understood before search."""
+
+    text: str
+    lang: str
+    zh_text: str  # the text searched in Chinese (the question, or its translation)
+    bm25_tokens: list[tuple[str, float]]
+    years: list[int] = field(default_factory=list)
+    districts: list[str] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    translation: str = "none"  # none | glossary | llm
+
+
+def understand(question: str, translated: str | None = None) -> Query:
+    """Language, Chinese search text and weighted BM25 tokens, years, districts, task numbers."""
+    lang = detect_language(question)
+    if lang == "en":
+        expansions = expand_query(question)
+        zh_text = translated or to_chinese_query(question)
+        weighted: dict[str, float] = {}
+        for term, weight in expansions + ([(translated, 1.0)] if translated else []):
+            toks = tokenize(term) or [term.lower()]
+            for tok in toks:
+                weighted[tok] = max(weighted.get(tok, 0.0), weight / max(1, len(toks)) ** 0.5)
+        tokens = list(weighted.items())
+        how = "llm" if translated else "glossary"
+    else:
+        zh_text, how = question, "none"
+        tokens = [(t, 1.0) for t in dict.fromkeys(tokenize(question))]
+    text_for_meta = question + " " + zh_text
+    districts = [name for name, aliases in DISTRICTS.items() if any(a in text_for_meta for a in aliases)]
+    rows = [int(a or b) for a, b in _ROW_RE.findall(question)]
+    years = sorted({int(y) for y in _YEAR_Q.findall(question)})
+    return Query(question, lang, zh_text, tokens, years, districts, rows, how)
+
+
+def _matches(chunk: Chunk, filters: dict[str, Any]) -> bool:
+    for key, wanted in filters.items():
+        value = chunk.doc if key == "doc" else chunk.kind if key == "kind" else chunk.meta.get(key)
+        allowed = wanted if isinstance(wanted, (list, tuple, set)) else [wanted]
+        if value not in allowed and str(value) not in {str(a) for a in allowed}:
+            return False
+    return True
+
+
+def _overlaps(a: Chunk, b: Chunk) -> bool:
+    """True when two chunks of one document share more than half of the smaller span."""
+    if a.doc != b.doc:
+        return False
+    shared = min(a.end, b.end) - max(a.start, b.start)
+    return shared > 0.5 * min(a.end - a.start, b.end - b.start)
+
+
+class Retriever:
+    """Hybrid search over a loaded index. Load once per process; searches reload nothing."""
+
+    def __init__(self, index: Index, settings: Settings, embedder) -> None:
+        self.index = index
+        self.settings = settings
+        self.embedder = embedder
+
+    @classmethod
+    def load(cls, index_dir: str | Path | None = None, settings: Settings | None = None) -> "Retriever":
+        """Load the index (checked against the configured embedder) and the embedder."""
+        from embeddings import get_embedder
+
+        settings = settings or load_settings()
+        embedder = get_embedder(settings.embedder)
+        index = load_index(index_dir or settings.index_dir, embedder.id, embedder.dim)
+        return cls(index, settings, embedder)
+
+    def _channels(self, q: Query, n: int, channels: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
+        ranked: dict[str, list[tuple[int, float]]] = {}
+        if "dense" in channels:
+            texts = [q.text] + ([q.zh_text] if q.lang == "en" and q.zh_text else [])
+            vecs = self.embedder.encode(texts, is_query=True)
+            ranked["dense"] = self.index.dense_search(vecs[0], n)
+            if len(vecs) > 1:
+                ranked["dense_zh"] = self.index.dense_search(vecs[1], n)
+        if "bm25" in channels and q.bm25_tokens:
+            scores = self.index.bm25_scores(q.bm25_tokens)
+            top = np.argsort(-scores)[:n]
+            ranked["bm25"] = [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+        return ranked
+
+    def _weights(self, lang: str) -> dict[str, float]:
+        s = self.settings
+        if lang == "en":
+            return {"dense": s.dense_weight_en, "dense_zh": s.dense_weight_en, "bm25": s.bm25_weight_en}
+        return {"dense": s.dense_weight, "bm25": s.bm25_weight}
+
+    def _boost(self, chunk: Chunk, q: Query) -> float:
+        """Share of a first rank added for matching year, district and task number; a
+        district or year that contradicts the question costs the same."""
+        bonus = 0.0
+        year, district = chunk.meta.get("year"), chunk.meta.get("district")
+        if q.years and year is not None:
+            bonus += META_BOOST if year in q.years else -META_BOOST / 2
+        if q.districts and district is not None:
+            bonus += META_BOOST if district in q.districts else -META_BOOST
+        if q.rows and chunk.meta.get("row", chunk.meta.get("item")) in q.rows:
+            bonus += META_BOOST
+        return bonus
+
+    def search(self, query: str | Query, k: int = 5, filters: dict[str, Any] | None = None,
+               channels: tuple[str, ...] = ("dense", "bm25"), timings: dict[str, float] | None = None) -> list[Hit]:
+        """The k best chunks for a question, fused from the requested channels."""
+        started = time.perf_counter()
+        q = query if isinstance(query, Query) else understand(query)
+        filters = {key: v for key, v in (filters or {}).items() if v not in (None, "", [])}
+        unknown = set(filters) - set(FILTER_KEYS)
+        if unknown:
+            raise GovragError(f"unknown filter(s) {sorted(unknown)}; use {', '.join(FILTER_KEYS)}")
+        chunks = self.index.chunks
+        n = self.settings.candidates if not filters else len(chunks)
+        ranked = self._channels(q, max(n, k), channels)
+        weights = self._weights(q.lang)
+        rrf_k = self.settings.rrf_k
+        fused: dict[int, float] = {}
+        ranks: dict[int, dict[str, int]] = {}
+        raw: dict[int, dict[str, float]] = {}
+        for name, results in ranked.items():
+            results = [(p, s) for p, s in results if not filters or _matches(chunks[p], filters)]
+            for rank, (pos, score) in enumerate(results, start=1):
+                fused[pos] = fused.get(pos, 0.0) + weights.get(name, 1.0) / (rrf_k + rank)
+                ranks.setdefault(pos, {})[name] = rank
+                raw.setdefault(pos, {})[name] = round(score, 4)
+        unit = 1.0 / (rrf_k + 1)
+        scored = sorted(((s + self._boost(chunks[p], q) * unit, p) for p, s in fused.items()), reverse=True)
+        hits: list[Hit] = []
+        for score, pos in scored:
+            if any(_overlaps(chunks[pos], h.chunk) for h in hits):
+                continue
+            hits.append(Hit(chunks[pos], score, ranks[pos], raw[pos]))
+            if len(hits) == k:
+                break
+        if timings is not None:
+            timings["retrieve_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        return hits
+
+    def as_langchain(self, k: int = 5, filters: dict[str, Any] | None = None) -> "GovragRetriever":
+        """This retriever behind LangChain's BaseRetriever interface."""
+        return GovragRetriever(retriever=self, k=k, filters=filters or {})
+
+
+class GovragRetriever(BaseRetriever):
+    """LangChain adapter: `invoke(question)` -> Documents with chunk metadata and score."""
+
+    retriever: Any
+    k: int = 5
+    filters: dict[str, Any] = {}
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[LCDocument]:
+        return [
+            LCDocument(page_content=h.chunk.text, id=h.chunk.id,
+                       metadata={**h.chunk.meta, "id": h.chunk.id, "doc": h.chunk.doc, "kind": h.chunk.kind,
+                                 "heading_path": h.chunk.heading_path, "start": h.chunk.start,
+                                 "end": h.chunk.end, "score": h.score, "channels": h.channels})
+            for h in self.retriever.search(query, k=self.k, filters=self.filters)
+        ]
