@@ -1,10 +1,11 @@
-"""The extractive answerer (default, no LLM): pick the sentence and the figure the question asks
-for, put the fact first, cite it; abstain when the evidence is weak.
+"""The extractive answerer (default, no LLM): pick the clause and the figure the question asks
+for, put the fact first, cite the sentence it came from; abstain when the evidence is weak.
 
-Scoring is general: which kind of fact is asked (count, amount, share, date, unit, status,
-entity), how many of the question's informative terms (IDF-weighted) a clause and its
-sentence share, whether the clause speaks of a target, a cumulative total or an achievement
-as the question does, and the rank of the chunk it comes from.
+Scoring is general, not keyed on questions: the kind of fact asked (count, amount, share,
+date, unit, status, entity), how much of the question's informative (IDF-weighted) wording a
+clause, its sentence and its chunk share, whether the clause is a target, a cumulative total
+or an achievement as the question asks (for task rows the column it sits in says so), and
+the rank of the chunk it comes from.
 """
 from __future__ import annotations
 
@@ -13,48 +14,61 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from .english import format_quantity_en
-from .grounding import COUNT_UNITS, Found, find_figures
+from .documents import DISTRICTS
+from .english import chinese_unit_for, format_quantity_en
+from .grounding import COUNT_UNITS, UNITS, Found, find_figures
 from .index import tokenize
 from .models import Answer, Citation, Hit
 from .retriever import Query
 
-# What the question asks for: (type, Chinese cues, English cues); first match wins.
+# What the question asks for: (type, Chinese cues, English cues); the first match wins.
 ASKED = [
-    ("unit", r"哪个部门|哪个单位|哪家单位|哪些部门|哪些单位|牵头单位|主办单位|责任单位|牵头部门|负责单位|由谁|谁负责|谁牵头|哪个机构",
-     r"\bwhich (?:department|unit|agency|office|bureau|body|authorit)|\bwho\b|\blead(?:ing)? (?:unit|department|agency)|\bresponsible\b|\bin charge\b"),
-    ("deadline", r"什么时候|何时|完成时限|时限|期限|截止|哪天|哪一天|几月|哪个月|哪一年|哪年|日期|时间节点|多久",
-     r"\bwhen\b|\bdeadline\b|\bby when\b|\bwhat date\b|\bwhich (?:month|year|date)\b|\bdue\b|\bhow long\b"),
-    ("status", r"完成了吗|完成没有|是否完成|是否已|进展|进度|情况如何|怎么样了|状态|落实了吗|有没有|是否|吗[??]?$",
-     r"\bstatus\b|\bprogress\b|\bhas\b.*\b(?:been|completed|finished|done)\b|\bhad\b.*\b(?:been|completed|finished)\b|\bis\b.*\b(?:completed|finished|done)\b|^(?:did|does|is|was|were|has|had|have)\b"),
-    ("share", r"比例|百分之|百分比|占比|多少%|比率|覆盖率|达标率|利用率|增长率|增速|增长多少|增长了多少|率(?:是|为|达到)?多少",
+    ("unit", r"哪个部门|哪个单位|哪家单位|哪些部门|哪些单位|哪几个单位|哪几个部门|牵头单位|主办单位|责任单位|牵头部门|负责单位|由谁|谁负责|谁牵头|哪个机构|哪个主办",
+     r"\bwhich (?:department|unit|agency|office|bureau|body|authorit|government bod)|\bwho (?:is|was|are|were) (?:responsible|in charge|leading)|\blead(?:ing)? (?:unit|department|agenc|bod)|\bresponsible (?:unit|department|agency|body)|\bin charge\b"),
+    ("deadline", r"什么时候|何时|完成时限|时限|期限|截止|哪天|哪一天|几月|哪个月|哪一年|哪年|日期|时间节点|什么时间",
+     r"\bwhen\b|\bdeadline\b|\bby when\b|\bwhat date\b|\bwhich (?:month|year|date|day)\b|\bdue\b|\bwhat (?:time|period|year|month)\b|\btime ?frame\b|\btime limit\b"),
+    ("share", r"比例|百分之|百分比|占比|多少%|比率|覆盖率|达标率|利用率|增长率|增速|增长多少|增长了多少|提高多少|率(?:是|为|达到)?多少",
      r"\bpercent|\bpercentage\b|\bshare\b|\brate\b|\bratio\b|\bgrowth\b|%"),
-    ("amount", r"多少钱|多少元|多少亿|多少万元|金额|资金|投资|投入|产值|销售额|收入|营收|贷款|融资|预算|多少美元",
-     r"\bhow much\b|\bamount\b|\binvest|\byuan\b|\bmoney\b|\bfund|\bvalue\b|\brevenue\b|\boutput\b|\bloans?\b|\bbudget\b"),
-    ("count", r"多少|几个|几家|几处|几项|几条|几座|几所|几批|几次|几场|几人|数量|规模|多大|多长|多高|多重",
-     r"\bhow many\b|\bnumber of\b|\bhow (?:large|big|long|high)\b|\bcount\b|\bsize\b|\barea\b"),
-    ("entity", r"哪些|哪家|哪个|哪几|什么|名称|是谁|叫什么",
+    ("amount", r"多少钱|多少元|多少亿|多少万元|金额|资金|投资|投入|产值|销售额|营收|贷款|融资|预算|多少美元|收入",
+     r"\bhow much (?:money|funding|capital)|\binvest|\byuan\b|\bmoney\b|\bfunding\b|\bfunds?\b|\brevenue\b|\bloans?\b|\bbudget\b|\bcost\b|\bspen[dt]\b|\bsales\b|\bexport value\b|\boutput value\b"),
+    ("count", r"多少|几个|几家|几处|几项|几条|几座|几所|几批|几次|几场|几人|几辆|数量|规模|多大|多长|多高|多重|多远",
+     r"\bhow (?:many|much|large|big|long|high|far)\b|\bnumber of\b|\bcount\b|\bsize\b|\bwhat (?:was|is|were|are) the (?:target|number|total|quota|figure|capacity|area|length|volume|scale|throughput|output)\b"
+     r"|\b(?:target|quota|capacity|throughput)\b"),
+    ("status", r"完成了吗|完成没有|是否完成|是否已|进展|进度|情况如何|怎么样了|状态|落实了吗|有没有|是否|吗[??]?$",
+     r"\bstatus\b|\bprogress\b|^(?:did|does|do|is|was|were|has|had|have)\b|\bhow far\b"),
+    ("entity", r"哪些|哪家|哪个|哪几|什么|名称|是谁|叫什么|指",
      r"\bwhich\b|\bwhat\b|\bname\b|\bwho\b"),
 ]
 _ASKED_RE = [(t, re.compile(zh), re.compile(en, re.I)) for t, zh, en in ASKED]
 
-# Clause markers that distinguish the same figure word with different meanings.
+# Clause cues (Chinese source text) and question cues (Chinese, English) for the meaning of a figure.
 MARKERS = {
-    "target": (r"目标|计划|力争|任务|预计|不低于|不少于|确保|争取|拟|要求|年内|将", r"目标|计划|要求|力争|打算|拟|预计|任务|要|将",
-               r"\btarget|\bplan|\bgoal|\baim|\bexpect|\bintend|\bwill\b|\bsupposed\b|\bset\b"),
-    "cumulative": (r"累计|总数|总量|共计|达到|突破|总计", r"累计|总数|总共|一共|总量|共计|截至|全部|总",
-                   r"\bcumulative|\bin total\b|\btotal\b|\baltogether\b|\boverall\b|\bso far\b"),
-    "achieved": (r"已|完成|建成|实现|共建设|实际", r"实际|完成了|建成了|已经|已|实现了|了多少|做到",
-                 r"\bactual|\bachiev|\bcomplet|\bbuilt\b|\bdid\b|\bhad\b|\bwere\b|\bwas\b|\bhandled\b|\brecruited\b"),
+    "target": (r"目标|计划|力争|预计|不低于|不少于|确保|争取|拟|要求|以上",
+               r"目标|计划|要求|力争|打算|拟|预计|任务是|定的|要|将|指标",
+               r"\btarget|\bplan|\bgoal|\baim|\bexpect|\bintend|\bwill\b|\bsupposed\b|\bset\b|\bquota\b"),
+    "cumulative": (r"累计|总数|总量|共计|总计|累积",
+                   r"累计|总数|总共|一共|总量|共计|全部|总计",
+                   r"\bcumulative|\bin total\b|\btotal\b|\baltogether\b|\boverall\b|\ball\b"),
+    "achieved": (r"已|完成|建成|实现|共建设|实际|截至",
+                 r"实际|完成了|建成了|已经|已|实现了|了多少|做到|截至|进展|到.{0,4}季度|三季度|目前",
+                 r"\bactual|\bachiev|\bcomplet|\bbuilt\b|\bhad\b|\bhandled\b|\brecruited\b|\bby q\d|\bas of\b|\bso far\b|\bprogress"),
 }
 _MARKERS_RE = {k: (re.compile(c), re.compile(zh), re.compile(en, re.I)) for k, (c, zh, en) in MARKERS.items()}
+_SUM = re.compile(r"合计|总共|一共|加起来|总和|共计|\bcombined\b|\btotal\b|\bsum\b|\baltogether\b", re.I)
+_PUBLISH = re.compile(r"发布|印发|成文|公布|published|issued|released|dated", re.I)
+_DOC_SELF = re.compile(r"这份|该文件|本文件|文件|情况表|进展表|报告|通知|文章|新闻|报道|this (?:document|report|table|article|notice|list)|the (?:document|report|table|article|notice)", re.I)
 _SENT = re.compile(r"[^。!?;!?;\n]+[。!?;!?;]*")
 _CLAUSE = re.compile(r"[^,,。!?;!?;\n:]+")
+# Words that say what is asked, not what it is about: they do not count as evidence.
+QUESTION_WORDS = frozenset(
+    "多少 哪些 哪个 哪家 哪几 什么 何时 时候 时间 之前 以前 情况 如何 怎么 怎么样 是否 有没有 目前 具体 分别 "
+    "提出 计划 要求 目标 一共 总共 大约 哪天 发布 文件 报告 政府 工作 政府工作报告 这项 任务 这份 里 中 年 月 "
+    "主办 单位 主办单位 牵头 牵头单位 部门 负责 完成 时限 完成时限 进展".split())
 AMOUNT_UNITS = {"元", "美元"}
 QUANTITY_UNITS = COUNT_UNITS | {"人", "人次", "亩", "吨", "平方米", "立方米", "公里", "千米", "米", "辆", "场",
                                 "批次", "次", "床", "棵", "株", "千瓦", "兆瓦", "千伏", "斤", "公斤", "个月", "张",
-                                "期", "班", "余次", "倍", "标箱", "TEU", "小时", "天", "年", "周"}
-MAX_QUOTE = 110  # characters of a quoted clause window
+                                "期", "班", "余次", "倍", "标箱", "TEU", "小时", "天", "周"}
+MAX_QUOTE = 110  # characters of a quoted window
 ABSTAIN_ZH = "文档中没有找到能回答这个问题的内容。"
 ABSTAIN_EN = "The documents do not answer this question."
 
@@ -68,120 +82,349 @@ def asked_type(question: str, lang: str) -> str:
 
 
 def question_markers(question: str, lang: str) -> set[str]:
+    """Which meanings of a figure the question asks for: target, cumulative, achieved."""
     return {k for k, (_, zh, en) in _MARKERS_RE.items() if (en if lang == "en" else zh).search(question)}
 
 
 def is_multi(question: str, lang: str) -> bool:
     """True when the question asks for two facts (a comparison, a pair, a sum)."""
     if lang == "en":
-        return bool(re.search(r"\bcompare|\bversus\b|\bvs\b|\bboth\b|\bcombined\b|\brespectively\b"
-                              r"|\band (?:how|what|which|who|when)\b", question, re.I))
-    return bool(re.search(r"分别|相比|比较|对比|合计|加起来|总和|各是|各为|[??].+[??]|多少.*(?:和|与|以及).*多少",
-                          question))
+        return bool(re.search(r"\bcompare|\bversus\b|\bvs\b|\bboth\b|\bcombined\b|\brespectively\b|\band (?:how|what|which|who|when)\b"
+                              r"|\bhow many \w+(?: \w+)? and how many\b|\band their\b", question, re.I))
+    return bool(re.search(r"分别|相比|比较|对比|合计|加起来|总和|各是|各为|[??].+[??]|多少.*(?:和|与|以及).*多少", question))
 
 
-def _unit_fits(f: Found, asked: str) -> float:
+_ASKED_UNIT_ZH = re.compile(rf"(?:多少|几)(?:万|亿)?({'|'.join(map(re.escape, UNITS))})")
+_PLURAL_UNITS = re.compile(r"哪几个|哪些|几个(?:主办|牵头)|分别由|\b(?:units|departments|agencies|bodies)\b", re.I)
+_SPLIT_ZH = [re.compile(r"[??;;]"), re.compile(r"[,,](?:与|和|以及|及|还有)"), re.compile(r"以及|与|和|及")]
+_SPLIT_EN = [re.compile(r"\?"), re.compile(r",? and (?=how|what|which|who|when|the|its|in)", re.I),
+             re.compile(r"\b(?:with|versus|vs\.?|against)\b", re.I), re.compile(r"\band\b", re.I)]
+
+
+def asked_unit(question: str, lang: str) -> str | None:
+    """The unit the question asks in (多少亩 -> 亩, "how many tonnes" -> 吨), if it names one."""
+    if lang != "en":
+        m = _ASKED_UNIT_ZH.search(question)
+        return m.group(1) if m else None
+    m = re.search(r"\bhow (?:many|much)\s+((?:[\w-]+\s*){1,3})", question, re.I)
+    for word in (m.group(1).split() if m else []):
+        if unit := chinese_unit_for(word):
+            return unit
+    return None
+
+
+def split_parts(question: str, lang: str) -> list[str]:
+    """The two halves of a two-fact question (split at ?, "和/与", "and", "with" ...), else [question]."""
+    for regex in (_SPLIT_EN if lang == "en" else _SPLIT_ZH):
+        for m in regex.finditer(question):
+            left, right = question[:m.start()].strip(" ,,"), question[m.end():].strip(" ,,??")
+            if len(left) >= (12 if lang == "en" else 5) and len(right) >= (12 if lang == "en" else 5):
+                return [left, right]
+    return [question]
+
+
+def _unit_fit(f: Found | None, asked: str, want_unit: str | None = None) -> float:
+    """How well a figure's unit fits the asked kind of fact and unit (-1 .. 1.2)."""
+    if f is None:
+        return -1.0 if asked in ("count", "amount", "share") else 0.0
+    if want_unit and f.unit != "date":
+        if f.unit == want_unit:
+            return 1.2
+        if want_unit in COUNT_UNITS and f.unit in COUNT_UNITS:
+            return 0.8 if want_unit == "个" else 0.5
+        return 0.1 if not f.unit else -0.6
     if asked == "amount":
         return 1.0 if f.unit in AMOUNT_UNITS else -0.5
     if asked == "share":
         return 1.0 if f.unit == "%" else -0.5
     if asked == "count":
-        return 1.0 if f.unit in QUANTITY_UNITS else (0.2 if not f.unit else -0.3 if f.unit in ("%", "date") else 0.4)
+        if f.unit in ("%", "date", "年"):
+            return -0.4
+        return 1.0 if f.unit in QUANTITY_UNITS else (0.6 if f.unit in AMOUNT_UNITS else 0.2)
     if asked == "deadline":
-        return 1.0 if f.unit == "date" else -0.5
+        return 1.0 if f.unit == "date" else (0.5 if f.unit == "年" else -0.5)
     return 0.0
+
+
+def _regions(hit: Hit) -> list[tuple[int, int, str]]:
+    """(start, end, role) of a task row's columns in the chunk text: target | achieved | plan."""
+    meta, text = hit.chunk.meta, hit.chunk.text
+    if hit.chunk.kind != "task_row" or not meta.get("lead_unit"):
+        return []
+    cell = text.find(meta["lead_unit"] + meta.get("deadline", ""))
+    if cell < 0:
+        return []
+    after = cell + len(meta["lead_unit"] + meta.get("deadline", ""))
+    out = [(0, cell, "target")]
+    nxt = meta.get("next_steps", "")
+    plan_at = text.find(nxt[:30], after) if nxt else -1
+    out.append((after, plan_at if plan_at > 0 else len(text), "achieved"))
+    if plan_at > 0:
+        out.append((plan_at, len(text), "plan"))
+    return out
+
+
+def _cell_bounds(hit: Hit) -> list[int]:
+    """Offsets where a task row's glued cells meet (sentence boundaries the text lacks)."""
+    meta, text = hit.chunk.meta, hit.chunk.text
+    if hit.chunk.kind != "task_row" or not meta.get("lead_unit"):
+        return []
+    cell = text.find(meta["lead_unit"] + meta.get("deadline", ""))
+    return [] if cell < 0 else [cell, cell + len(meta["lead_unit"] + meta.get("deadline", ""))]
+
+
+def _sentences(hit: Hit) -> list[tuple[int, int]]:
+    text = hit.chunk.text
+    row_prefix = re.match(r"\d{1,3}(?=\D)", text) if hit.chunk.kind == "task_row" else None
+    cuts = sorted(set(_cell_bounds(hit) + ([row_prefix.end()] if row_prefix else [])))
+    spans = []
+    for m in _SENT.finditer(text):
+        s, e = m.start(), m.end()
+        for c in cuts:
+            if s < c < e:
+                spans.append((s, c))
+                s = c
+        spans.append((s, e))
+    if row_prefix:
+        spans = [(s, e) for s, e in spans if (s, e) != (0, row_prefix.end())]
+    return [(s, e) for s, e in spans if text[s:e].strip()]
 
 
 @dataclass
 class Candidate:
-    """A scored clause: where it is, its figure (if any) and its quote window."""
+    """A scored clause: its figure (if any), the fact to put first, its quote window."""
 
     hit: int  # index into hits
     score: float
     quote_start: int  # offsets into the chunk text
     quote_end: int
     figure: Found | None
-    lead: str  # the fact put first
+    lead: str
     covered: frozenset[str]
+    role: str = ""
+
+
+@dataclass
+class Ask:
+    """What one (part of a) question asks: kind, unit, meaning, evidence weights, years, and
+    the figures it already states (which are never the answer)."""
+
+    asked: str
+    unit: str | None
+    markers: set[str]
+    wants: str  # "target" | "achieved" | ""
+    weights: dict[str, float]
+    years: list[int]
+    given: set[float]
 
 
 class ExtractiveAnswerer:
     """Answers from the retrieved chunks alone."""
 
-    def __init__(self, idf: Callable[[str], float], abstain_threshold: float = 0.35) -> None:
+    def __init__(self, idf: Callable[[str], float], threshold: float = 0.4, threshold_en: float = 0.2) -> None:
         self.idf = idf
-        self.abstain_threshold = abstain_threshold
+        self.thresholds = {"zh": threshold, "en": threshold_en}
 
-    # ---------------------------------------------------------------- scoring
+    # ---------------------------------------------------------------- evidence weights
     def _weights(self, q: Query) -> dict[str, float]:
-        weights = {}
+        weights: dict[str, float] = {}
         for tok, w in q.bm25_tokens:
+            if tok in QUESTION_WORDS or re.fullmatch(r"20\d\d", tok):
+                continue  # years are judged separately
             weights[tok] = max(weights.get(tok, 0.0), w * self.idf(tok))
         return weights
 
     @staticmethod
-    def _overlap(tokens: set[str], text: str, weights: dict[str, float]) -> tuple[float, set[str]]:
-        hit = {t for t in weights if t in tokens or (len(t) > 1 and t in text)}
-        return sum(weights[t] for t in hit), hit
+    def _coverage(text: str, weights: dict[str, float]) -> tuple[float, set[str]]:
+        """Weight of the question terms found in text; a Chinese term that is not found
+        whole earns partial credit for its characters (建成 ~ 新建)."""
+        low = text.lower()
+        got, hit = 0.0, set()
+        for t, w in weights.items():
+            if t in low:
+                got += w
+                hit.add(t)
+            elif len(t) > 1 and re.search(r"[\u4e00-\u9fff]", t):
+                share = sum(ch in low for ch in t) / len(t)
+                got += 0.4 * w * share
+        return got, hit
 
-    def _candidates(self, q: Query, hits: list[Hit], asked: str, markers: set[str],
-                    weights: dict[str, float]) -> list[Candidate]:
+    # ---------------------------------------------------------------- candidates
+    def _candidates(self, hits: list[Hit], ask: "Ask") -> list[Candidate]:
+        weights = ask.weights
         total = sum(weights.values()) or 1.0
         out: list[Candidate] = []
         for hi, hit in enumerate(hits):
             text = hit.chunk.text
-            prior = 0.25 / (1 + hi)
-            chunk_cov, _ = self._overlap(set(tokenize(hit.chunk.embed_text)), hit.chunk.embed_text, weights)
-            for sm in _SENT.finditer(text):
-                sent = sm.group(0)
-                s_cov, s_hit = self._overlap(set(tokenize(sent)), sent, weights)
+            prior = 0.2 / (1 + hi)
+            chunk_cov, _ = self._coverage(hit.chunk.embed_text, weights)
+            regions = _regions(hit)
+            meta = hit.chunk.meta
+            bonus = prior + 0.2 * chunk_cov / total
+            if ask.asked == "unit" and meta.get("lead_unit"):
+                bonus += 0.3
+            elif ask.asked == "deadline" and meta.get("deadline") not in (None, "已完成"):
+                bonus += 0.3
+            if ask.years and meta.get("year") in ask.years:
+                bonus += 0.1
+            for s_start, s_end in _sentences(hit):
+                sent = text[s_start:s_end]
+                s_cov, s_hit = self._coverage(sent, weights)
                 clauses = list(_CLAUSE.finditer(sent))
                 for ci, cm in enumerate(clauses):
-                    ctx_start = clauses[ci - 1].start() if ci and len(cm.group(0)) < 25 else cm.start()
-                    clause = sent[ctx_start:cm.end()]
-                    c_cov, c_hit = self._overlap(set(tokenize(clause)), clause, weights)
-                    score = prior + 0.15 * chunk_cov / total + 0.35 * s_cov / total + 0.5 * c_cov / total
-                    for kind, (cue, _, _) in _MARKERS_RE.items():
-                        if cue.search(clause):
-                            score += 0.12 if kind in markers else (-0.12 if kind != "achieved" else 0)
-                    figs = [f for f in find_figures(cm.group(0)) if f.unit != "年" or asked == "deadline"]
-                    best_fig, fit = None, 0.0
-                    for f in figs:
-                        ft = _unit_fits(f, asked)
-                        if best_fig is None or ft > fit:
-                            best_fig, fit = f, ft
-                    if asked in ("count", "amount", "share", "deadline"):
-                        score += 0.3 * fit if best_fig else -0.3
-                    elif best_fig is not None:
+                    ctx = clauses[ci - 1].start() if ci and len(cm.group(0)) < 25 else cm.start()
+                    clause = sent[ctx:cm.end()]
+                    c_cov, c_hit = self._coverage(clause, weights)
+                    score = bonus + 0.3 * s_cov / total + 0.45 * c_cov / total
+                    abs_start = s_start + cm.start()
+                    role = next((r for lo, hi_, r in regions if lo <= abs_start < hi_), "")
+                    score += self._marker_score(clause, role, ask)
+                    if ask.years and any(str(y) in clause for y in ask.years):
                         score += 0.05
-                    qs, qe = self._quote_window(text, sm.start(), sm.end(), sm.start() + ctx_start,
-                                                sm.start() + cm.end())
-                    lead = ""
-                    if best_fig is not None:
-                        lead = best_fig.text
-                        # the figure's own offsets are relative to the clause
-                        best_fig = Found(best_fig.text, sm.start() + cm.start() + best_fig.start,
-                                         sm.start() + cm.start() + best_fig.end, best_fig.value, best_fig.unit)
-                    out.append(Candidate(hi, score, qs, qe, best_fig, lead, frozenset(s_hit | c_hit)))
+                    figure = self._pick_figure(cm.group(0), ask, abs_start)
+                    fit = _unit_fit(figure, ask.asked, ask.unit)
+                    if ask.asked in ("count", "amount", "share", "deadline"):
+                        score += 0.3 * fit
+                    elif figure is not None:
+                        score += 0.05
+                    qs, qe = self._quote_window(text, s_start, s_end, s_start + ctx, s_start + cm.end())
+                    lead = figure.text if figure is not None else ""
+                    if ask.asked in ("status", "entity", "fact") and figure is None:
+                        lead = cm.group(0).strip() if len(cm.group(0).strip()) <= 40 else ""
+                    out.append(Candidate(hi, score, qs, qe, figure, lead, frozenset(s_hit | c_hit), role))
         return out
 
     @staticmethod
+    def _marker_score(clause: str, role: str, ask: "Ask") -> float:
+        """Reward clauses whose meaning (target / cumulative / achieved) the question asks for;
+        for task rows the column says it, elsewhere the clause's own wording."""
+        score = 0.0
+        cue = {k: bool(c.search(clause)) for k, (c, _, _) in _MARKERS_RE.items()}
+        if cue["cumulative"]:
+            score += 0.15 if "cumulative" in ask.markers else -0.15
+        weight = 0.3 if ask.asked == "status" else 0.2
+        if role:
+            if ask.wants == "target":
+                score += weight if role == "target" else -0.15
+            elif ask.wants == "achieved":
+                score += weight if role == "achieved" else -0.15
+        elif ask.wants == "target":
+            score += 0.1 * cue["target"] - 0.1 * (cue["achieved"] and not cue["target"])
+        elif ask.wants == "achieved":
+            score += 0.1 * cue["achieved"] - 0.1 * (cue["target"] and not cue["achieved"])
+        return score
+
+    @staticmethod
+    def _pick_figure(clause: str, ask: "Ask", offset: int) -> Found | None:
+        """The figure of a clause that best fits what is asked; figures the question itself
+        states, ordinals (第三批) and bare years are not answers."""
+        best, best_fit = None, -9.0
+        for f in find_figures(clause):
+            if (f.unit == "年" and ask.asked != "deadline") or clause[max(0, f.start - 1):f.start] == "第":
+                continue
+            if any(abs(f.value - g) < 1e-9 for g in ask.given):
+                continue
+            fit = _unit_fit(f, ask.asked, ask.unit)
+            if fit > best_fit:
+                best, best_fit = f, fit
+        if best is None:
+            return None
+        return Found(best.text, offset + best.start, offset + best.end, best.value, best.unit)
+
+    @staticmethod
     def _quote_window(text: str, s_start: int, s_end: int, c_start: int, c_end: int) -> tuple[int, int]:
-        """The sentence when short, else the clause with as much context as fits MAX_QUOTE."""
+        """The sentence when short, else the clause widened by whole neighbouring clauses
+        (one before, one after, in turn) while it fits MAX_QUOTE."""
         if s_end - s_start <= MAX_QUOTE:
             return s_start, s_end
+        bounds = [s_start] + [s_start + m.end() for m in re.finditer(r"[,,]", text[s_start:s_end])] + [s_end]
         start, end = c_start, c_end
-        while start > s_start and end - start < MAX_QUOTE * 0.6:
-            prev = max(text.rfind(",", s_start, start - 1), text.rfind(",", s_start, start - 1))
-            if prev < s_start:
-                start = s_start if c_end - s_start <= MAX_QUOTE else start
-                break
-            start = prev + 1
+        grown = True
+        while grown:
+            grown = False
+            before = [b for b in bounds if b < start]
+            if before and end - before[-1] <= MAX_QUOTE:
+                start, grown = before[-1], True
+            after = [b for b in bounds if b > end]
+            if after and after[0] - start <= MAX_QUOTE:
+                end, grown = after[0], True
         return start, min(end, start + MAX_QUOTE)
 
-    # ---------------------------------------------------------------- row metadata answers
+    # ---------------------------------------------------------------- the answer
+    def _ask(self, q: Query, text: str, weights: dict[str, float], asked: str) -> "Ask":
+        markers = question_markers(text, q.lang) or question_markers(q.text, q.lang)
+        wants = ("target" if "target" in markers and "achieved" not in markers else
+                 "achieved" if ("achieved" in markers or asked == "status") and "target" not in markers else "")
+        given = {f.value for f in find_figures(text) if f.unit not in ("date", "年")}
+        years = [int(y) for y in re.findall(r"(?<!\d)(20\d{2})(?!\d)", text)] or q.years
+        return Ask(asked, asked_unit(text, q.lang) or asked_unit(q.text, q.lang), markers, wants, weights, years, given)
+
+    def answer(self, q: Query, hits: list[Hit]) -> Answer:
+        """An Answer with the fact first and citations; abstains when the evidence is weak."""
+        asked = asked_type(q.text, q.lang)
+        if not hits:
+            return self._abstain(q, hits, "no passages retrieved")
+        weights = self._weights(q)
+        if asked == "deadline" and _PUBLISH.search(q.text) and _DOC_SELF.search(q.text) and "《" not in q.text \
+                and hits[0].chunk.meta.get("publish_date"):
+            return self._meta_answer(q, hits, 0, hits[0].chunk.meta["publish_date"], asked)
+        parts = split_parts(q.text, q.lang) if is_multi(q.text, q.lang) else [q.text]
+        chosen: list[Candidate] = []
+        confidence = 1.0
+        for part in parts:
+            part_tokens = set(tokenize(part))
+            part_weights = weights if len(parts) == 1 else {
+                t: w * (1.6 if t in part_tokens else 0.5) for t, w in weights.items()}
+            ask = self._ask(q, part, part_weights, asked)
+            cands = sorted(self._candidates(hits, ask), key=lambda c: c.score, reverse=True)
+            pick = next((c for c in cands if all(
+                (c.hit, c.quote_start) != (o.hit, o.quote_start) or c.lead != o.lead for o in chosen)
+                and not any(c.figure and o.figure and abs(c.figure.value - o.figure.value) < 1e-9 for o in chosen)), None)
+            if pick is None:
+                continue
+            conf = self._confidence(q, hits, pick, ask)
+            if chosen and conf < self.thresholds[q.lang]:
+                continue  # the second half is not found: answer the first
+            chosen.append(pick)
+            confidence = min(confidence, conf)
+        if not chosen:
+            return self._abstain(q, hits, "no sentence in the retrieved passages")
+        if confidence < self.thresholds[q.lang]:
+            return self._abstain(q, hits, f"confidence {confidence:.2f} below {self.thresholds[q.lang]}")
+        return self._compose(q, hits, chosen, asked, confidence)
+
+    def _confidence(self, q: Query, hits: list[Hit], best: Candidate, ask: "Ask") -> float:
+        """0..1: share of the question's informative weight found in the best chunk; near 0
+        when the chunk contradicts a year or district the question names; lowered when the
+        figure of the asked kind or meaning is missing."""
+        chunk = hits[best.hit].chunk
+        total = sum(ask.weights.values()) or 1.0
+        conf = self._coverage(chunk.embed_text, ask.weights)[0] / total
+        year = chunk.meta.get("year")
+        if q.years and year is not None and year not in q.years and not any(str(y) in chunk.text for y in q.years):
+            conf = min(conf, 0.1)
+        district = chunk.meta.get("district")
+        if q.districts and district and district not in q.districts \
+                and not any(a in chunk.text for d in q.districts for a in DISTRICTS[d]):
+            conf = min(conf, 0.1)
+        if ask.asked in ("count", "amount", "share"):
+            fit = _unit_fit(best.figure, ask.asked, ask.unit)
+            conf -= 0.3 if fit < 0 else 0.0
+        if ask.wants and best.role and best.role != ask.wants and not (ask.wants == "target" and best.role == "plan"):
+            conf -= 0.15
+        return max(0.0, min(1.0, conf))
+
+    # ---------------------------------------------------------------- composing
+    def _citation(self, n: int, hit: Hit, qs: int, qe: int) -> Citation:
+        c = hit.chunk
+        keep = {k: c.meta[k] for k in ("row", "item", "task", "lead_unit", "deadline", "district", "year",
+                                       "section", "publish_date") if k in c.meta}
+        return Citation(n, c.id, c.doc, c.meta.get("title", ""), c.heading_path, c.text[qs:qe].strip(),
+                        c.start + qs, c.start + qe, round(hit.score, 6), keep)
+
     @staticmethod
     def _meta_lead(hit: Hit, asked: str) -> str | None:
+        """The task row's own lead-unit or deadline cell, when that is what is asked."""
         meta = hit.chunk.meta
         if asked == "unit" and meta.get("lead_unit"):
             return meta["lead_unit"]
@@ -191,68 +434,20 @@ class ExtractiveAnswerer:
             return "已完成"
         return None
 
-    # ---------------------------------------------------------------- answer
-    def answer(self, q: Query, hits: list[Hit]) -> Answer:
-        """An Answer with the fact first and citations; abstains when evidence is weak."""
-        asked = asked_type(q.text, q.lang)
-        if not hits:
-            return self._abstain(q, hits, "no passages retrieved")
-        markers = question_markers(q.text, q.lang)
-        weights = self._weights(q)
-        cands = self._candidates(q, hits, asked, markers, weights)
-        if not cands:
-            return self._abstain(q, hits, "no sentence in the retrieved passages")
-        cands.sort(key=lambda c: c.score, reverse=True)
-        best = cands[0]
-        confidence = self._confidence(q, hits, best, asked, weights)
-        if confidence < self.abstain_threshold:
-            return self._abstain(q, hits, f"confidence {confidence:.2f} below {self.abstain_threshold}")
-        chosen = [best]
-        if is_multi(q.text, q.lang):
-            second = next((c for c in cands[1:] if (c.hit, c.quote_start) != (best.hit, best.quote_start)
-                           and c.lead and c.lead != best.lead and c.covered - best.covered
-                           and c.score >= 0.6 * best.score), None)
-            if second:
-                chosen.append(second)
-        return self._compose(q, hits, chosen, asked, confidence)
-
-    def _confidence(self, q: Query, hits: list[Hit], best: Candidate, asked: str,
-                    weights: dict[str, float]) -> float:
-        """0..1: share of the question's informative weight found in the best chunk, less
-        penalties for years/districts the question names but the evidence lacks."""
-        chunk = hits[best.hit].chunk
-        total = sum(weights.values()) or 1.0
-        found = sum(w for t, w in weights.items() if t in chunk.embed_text.lower())
-        conf = found / total
-        text = chunk.embed_text + str(chunk.meta.get("year", ""))
-        for y in q.years:
-            if str(y) not in text and chunk.meta.get("year") != y:
-                conf -= 0.3
-        if q.districts and chunk.meta.get("district") and chunk.meta["district"] not in q.districts:
-            from .documents import DISTRICTS
-
-            if not any(a in chunk.text for d in q.districts for a in DISTRICTS[d]):
-                conf -= 0.3
-        if asked in ("count", "amount", "share") and (best.figure is None or _unit_fits(best.figure, asked) < 0):
-            conf -= 0.2
-        return max(0.0, min(1.0, conf))
-
-    def _citation(self, n: int, hit: Hit, qs: int, qe: int) -> Citation:
-        c = hit.chunk
-        keep = {k: c.meta[k] for k in ("row", "item", "task", "lead_unit", "deadline", "district", "year",
-                                       "section", "publish_date") if k in c.meta}
-        return Citation(n, c.id, c.doc, c.meta.get("title", ""), c.heading_path, c.text[qs:qe].strip(),
-                        c.start + qs, c.start + qe, round(hit.score, 6), keep)
-
     def _lead_text(self, q: Query, cand: Candidate, hit: Hit, asked: str) -> str:
         meta_lead = self._meta_lead(hit, asked)
-        lead = meta_lead or cand.lead
-        if q.lang == "en" and cand.figure is not None and not meta_lead:
-            f = cand.figure
-            if f.unit == "date":
-                return f.text
+        if meta_lead:
+            return meta_lead
+        f = cand.figure
+        if q.lang == "en" and f is not None and f.unit not in ("date", "年"):
             return format_quantity_en(f.value, f.unit, f.text)
-        return lead
+        return cand.lead
+
+    def _meta_answer(self, q: Query, hits: list[Hit], i: int, value: str, asked: str) -> Answer:
+        hit = hits[i]
+        cit = self._citation(1, hit, 0, min(len(hit.chunk.text), 80))
+        text = (f"{value}. Source: “{cit.title}”[1]" if q.lang == "en" else f"{value}[1]。依据:《{cit.title}》[1]")
+        return Answer(q.text, text, [cit], [], False, "extractive", {}, q.lang, [f"asked: {asked}", "from document metadata"])
 
     def _compose(self, q: Query, hits: list[Hit], chosen: list[Candidate], asked: str,
                  confidence: float) -> Answer:
@@ -260,14 +455,24 @@ class ExtractiveAnswerer:
         leads, quotes = [], []
         for cand in chosen:
             hit = hits[cand.hit]
-            cit = next((c for c in citations if c.chunk_id == hit.chunk.id and c.start == hit.chunk.start + cand.quote_start), None)
+            start = hit.chunk.start + cand.quote_start
+            cit = next((c for c in citations if c.chunk_id == hit.chunk.id and c.start == start), None)
             if cit is None:
                 cit = self._citation(len(citations) + 1, hit, cand.quote_start, cand.quote_end)
                 citations.append(cit)
+                quotes.append(f"“{cit.quote}”[{cit.n}]")
             lead = self._lead_text(q, cand, hit, asked)
+            if asked == "unit" and _PLURAL_UNITS.search(q.text) and "row" in hit.chunk.meta:
+                same_row = [h.chunk.meta.get("lead_unit") for h in hits if h.chunk.doc == hit.chunk.doc
+                            and h.chunk.meta.get("row") == hit.chunk.meta["row"]]
+                lead = "、".join(dict.fromkeys(u for u in same_row if u)) or lead
             if lead:
                 leads.append(f"{lead}[{cit.n}]")
-            quotes.append(f"“{cit.quote}”[{cit.n}]")
+        figs = [c.figure for c in chosen if c.figure is not None]
+        if len(figs) == 2 and _SUM.search(q.text) and figs[0].unit == figs[1].unit and figs[0].unit != "date":
+            total = figs[0].value + figs[1].value
+            total_txt = f"{total:g}{figs[0].unit}"
+            leads.append(f"in total {format_quantity_en(total, figs[0].unit, total_txt)}" if q.lang == "en" else f"合计{total_txt}")
         if q.lang == "en":
             head = "; ".join(leads) if leads else "See the cited passage"
             text = f"{head}. Source: " + " ".join(quotes)

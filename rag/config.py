@@ -29,7 +29,8 @@ class Settings:
     bm25_weight: float = 1.0
     dense_weight_en: float = 1.0  # fusion weights, English questions
     bm25_weight_en: float = 1.0
-    abstain_threshold: float = 0.35  # minimum answer confidence (0..1) before abstaining
+    abstain_threshold: float = 0.4  # minimum answer confidence (0..1), Chinese questions
+    abstain_threshold_en: float = 0.2  # English questions (their evidence is translated, so sparser)
     max_question_chars: int = 2000
     chunk_tokens: int = 400  # token budget of a section chunk (tiktoken cl100k)
     chunk_overlap_tokens: int = 40

@@ -695,3 +695,16 @@ def format_quantity_en(value: float, unit: str, original: str) -> str:
     if not original or original.replace(" ", "") == rendered.replace(" ", ""):
         return rendered
     return f"{rendered} ({original})"
+
+
+def chinese_unit_for(word: str) -> str | None:
+    """The Chinese unit an English unit word stands for ("tonnes" -> 吨, "mu" -> 亩), if any."""
+    word = word.lower().rstrip(".")
+    for unit, names in _UNITS_EN.items():
+        if word in names and word:
+            return unit
+    return {"metres": "米", "meters": "米", "kilometres": "公里", "kilometers": "公里", "km": "公里",
+            "people": "人", "persons": "人", "talents": "人", "households": "户", "companies": "家",
+            "enterprises": "家", "firms": "家", "schools": "所", "beds": "张", "villages": "个",
+            "projects": "个", "vehicles": "辆", "buses": "辆", "cars": "辆", "tons": "吨", "dollars": "美元",
+            "parking": "个", "spaces": "个", "stations": "个", "hectares": "公顷"}.get(word)

@@ -29,6 +29,7 @@ from .documents import find_files, load_file
 from .models import Chunk, GovragError
 
 FORMAT_VERSION = 1
+VIEW_CHARS = 160  # a long chunk is also embedded in windows of about this many characters
 STOP_WORDS = frozenset(
     "的 了 和 与 及 等 是 在 有 对 为 将 把 被 由 以 于 中 上 下 个 之 其 或 并 也 都 而 就 从 到 "
     "多少 哪些 哪个 什么 几 吗 呢 是否 怎么 如何 年内 我区 全区 进行 开展 推进 加快 完成 工作".split()
@@ -54,8 +55,38 @@ def tokenize(text: str) -> list[str]:
             if t and _TOKEN_OK.search(t) and t not in STOP_WORDS]
 
 
+def chunk_views(chunk: Chunk) -> list[str]:
+    """The texts embedded for a chunk: the whole chunk (title, heading path, text) and, when it
+    is long, windows of whole sentences with its heading as context, so that one fact inside
+    a long passage still finds it (the small encoder reads only the start of long texts)."""
+    views = [chunk.embed_text]
+    if len(chunk.text) <= VIEW_CHARS * 1.5:
+        return views
+    context = chunk.heading_path[-1] if chunk.heading_path else chunk.meta.get("title", "")
+    window = ""
+    for sentence in re.findall(r"[^。!?;!?;\n]+[。!?;!?;]*", chunk.text):
+        if window and len(window) + len(sentence) > VIEW_CHARS:
+            views.append(f"{context}\n{window}")
+            window = ""
+        window += sentence
+    if window:
+        views.append(f"{context}\n{window}")
+    return views
+
+
 def _stable_id(chunk_id: str) -> int:
     return int.from_bytes(hashlib.sha256(chunk_id.encode()).digest()[:8], "big") & (2**63 - 1)
+
+
+def _view_ids(chunks: list[Chunk], view_chunk: np.ndarray) -> np.ndarray:
+    """Stable FAISS ids of the views: chunk id + view number."""
+    counts: dict[int, int] = {}
+    ids = []
+    for pos in view_chunk:
+        j = counts.get(int(pos), 0)
+        counts[int(pos)] = j + 1
+        ids.append(_stable_id(f"{chunks[pos].id}#{j}"))
+    return np.array(ids, dtype=np.int64)
 
 
 def _file_sha(path: Path) -> str:
@@ -80,15 +111,23 @@ class Index:
     vectors: np.ndarray
     faiss_index: Any
     bm25: Any
-    id_to_pos: dict[int, int] = field(default_factory=dict)
+    view_chunk: np.ndarray  # chunk position of each embedded view (row of `vectors`)
+    view_hashes: list[str]  # content hash of each view's text (what its vector encodes)
+    id_to_view: dict[int, int] = field(default_factory=dict)
 
     def dense_search(self, query_vec: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """(chunk position, cosine) for the n nearest chunks."""
+        """(chunk position, cosine of its best view) for the n nearest chunks."""
         n = min(n, len(self.chunks))
         if n == 0:
             return []
-        scores, ids = self.faiss_index.search(query_vec.reshape(1, -1).astype(np.float32), n)
-        return [(self.id_to_pos[int(i)], float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        k = min(len(self.view_chunk), n * max(2, round(len(self.view_chunk) / len(self.chunks)) + 1))
+        scores, ids = self.faiss_index.search(query_vec.reshape(1, -1).astype(np.float32), k)
+        best: dict[int, float] = {}
+        for score, vid in zip(scores[0], ids[0]):
+            if vid >= 0:
+                pos = int(self.view_chunk[self.id_to_view[int(vid)]])
+                best.setdefault(pos, float(score))
+        return sorted(best.items(), key=lambda kv: -kv[1])[:n]
 
     def bm25_scores(self, weighted_tokens: list[tuple[str, float]]) -> np.ndarray:
         """BM25 score of every chunk for weighted query tokens."""
@@ -138,8 +177,8 @@ def _make_bm25(chunks: list[Chunk]):
     return bm25
 
 
-def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, embedder_id: str,
-                files: dict[str, str], faiss_kind: str = "flat") -> Path:
+def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, view_chunk: np.ndarray,
+                view_hashes: list[str], embedder_id: str, files: dict[str, str], faiss_kind: str = "flat") -> Path:
     """Write a complete new version and switch CURRENT to it atomically; returns the version dir."""
     import faiss
 
@@ -147,11 +186,14 @@ def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, embed
     version = index_dir / f"v-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.time_ns() % 10**6}"
     tmp = index_dir / f".tmp-{version.name}"
     tmp.mkdir()
-    ids = np.array([_stable_id(c.id) for c in chunks], dtype=np.int64)
+    view_chunk = np.asarray(view_chunk, dtype=np.int32)
+    ids = _view_ids(chunks, view_chunk)
     with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
         for c in chunks:
             f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
     np.save(tmp / "vectors.npy", vectors.astype(np.float32), allow_pickle=False)
+    np.save(tmp / "views.npy", view_chunk, allow_pickle=False)
+    _write_json(tmp / "view_hashes.json", list(view_hashes))
     faiss.write_index(_make_faiss(vectors.astype(np.float32), ids, faiss_kind), str(tmp / "dense.faiss"))
     _make_bm25(chunks).save(str(tmp / "bm25"))
     manifest = {
@@ -159,6 +201,7 @@ def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, embed
         "embedder": embedder_id,
         "dim": int(vectors.shape[1]),
         "chunk_count": len(chunks),
+        "view_count": int(len(view_chunk)),
         "faiss": faiss_kind,
         "documents": files,
         "chunk_hashes": {c.id: hashlib.sha256(c.embed_text.encode()).hexdigest()[:32] for c in chunks},
@@ -212,16 +255,19 @@ def load_index(index_dir: str | Path, embedder_id: str | None = None, dim: int |
         chunks = [Chunk.from_dict(json.loads(line)) for line in
                   (version / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
         vectors = np.load(version / "vectors.npy", allow_pickle=False)
+        view_chunk = np.load(version / "views.npy", allow_pickle=False)
+        view_hashes = json.loads((version / "view_hashes.json").read_text(encoding="utf-8"))
         dense = faiss.read_index(str(version / "dense.faiss"))
         bm25 = bm25s.BM25.load(str(version / "bm25"), allow_pickle=False)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise GovragError(f"index at {index_dir} cannot be read ({type(exc).__name__}); {_fix(index_dir)}") from exc
-    n = manifest.get("chunk_count")
-    if not (n == len(chunks) == vectors.shape[0] == dense.ntotal) or vectors.shape[1] != manifest.get("dim"):
-        raise GovragError(f"index at {index_dir} is out of step (manifest {n} chunks, chunks file "
-                          f"{len(chunks)}, vectors {vectors.shape[0]}, faiss {dense.ntotal}); {_fix(index_dir)}")
-    id_to_pos = {_stable_id(c.id): i for i, c in enumerate(chunks)}
-    return Index(version, manifest, chunks, vectors, dense, bm25, id_to_pos)
+    n, views = manifest.get("chunk_count"), manifest.get("view_count")
+    if not (n == len(chunks) and views == vectors.shape[0] == dense.ntotal == len(view_chunk) == len(view_hashes)) \
+            or vectors.shape[1] != manifest.get("dim") or (len(view_chunk) and int(view_chunk.max()) >= len(chunks)):
+        raise GovragError(f"index at {index_dir} is out of step (manifest {n} chunks / {views} vectors, chunks "
+                          f"file {len(chunks)}, vectors {vectors.shape[0]}, faiss {dense.ntotal}); {_fix(index_dir)}")
+    id_to_view = {int(v): i for i, v in enumerate(_view_ids(chunks, view_chunk))}
+    return Index(version, manifest, chunks, vectors, dense, bm25, view_chunk, view_hashes, id_to_view)
 
 
 @dataclass
@@ -300,19 +346,24 @@ def build_index(paths: list[str | Path], settings: Settings, index_dir: str | Pa
         try:
             old = load_index(index_dir, embedder.id, embedder.dim)
             old_files = old.manifest.get("documents", {})
-            known = {content_hash(c.embed_text): v for c, v in zip(old.chunks, old.vectors)}
+            known = dict(zip(old.view_hashes, old.vectors))
         except GovragError:
             pass  # no usable previous index: everything comes from the cache or the model
-        texts = [c.embed_text for c in chunks]
-        todo = [t for t in texts if content_hash(t) not in known]
+        texts, view_chunk = [], []
+        for pos, chunk in enumerate(chunks):
+            for view in chunk_views(chunk):
+                texts.append(view)
+                view_chunk.append(pos)
+        todo = list(dict.fromkeys(t for t in texts if content_hash(t) not in known))
         cache = EmbeddingCache(settings.cache_dir, embedder)
         fresh, embedded = cache.embed(todo, progress=progress) if todo else (None, 0)
-        vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+        vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
         fresh_by_hash = dict(zip(map(content_hash, todo), fresh)) if todo else {}
         for i, t in enumerate(texts):
             h = content_hash(t)
             vectors[i] = known[h] if h in known else fresh_by_hash[h]
-        write_index(index_dir, chunks, vectors, embedder.id, files, settings.faiss_index)
-    return BuildReport(index_dir, len(files), len(chunks), embedded, len(chunks) - len(todo),
+        write_index(index_dir, chunks, vectors, np.array(view_chunk), [content_hash(t) for t in texts],
+                    embedder.id, files, settings.faiss_index)
+    return BuildReport(index_dir, len(files), len(chunks), embedded, len(texts) - len(todo),
                        sorted(set(old_files) - set(files)), sorted(set(files) - set(old_files)) if old_files else [],
                        skipped, time.perf_counter() - started)

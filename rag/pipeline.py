@@ -12,11 +12,11 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Callable
 
-from .answer import ExtractiveAnswerer, idf_from_index
+from .answer import ExtractiveAnswerer, idf_from_index, is_multi, split_parts
 from .config import Settings, load_settings
 from .grounding import find_figures, same_figure
 from .models import Answer, Citation, Figure, GovragError, Hit
-from .retriever import Query, Retriever, understand
+from .retriever import Query, Retriever, understand, understand_part
 
 _WORDLIKE = re.compile(r"[\w\u4e00-\u9fff]", re.UNICODE)
 _SENT = re.compile(r"[^。!?;!?;\n]+[。!?;!?;]*")
@@ -56,7 +56,8 @@ class Pipeline:
     def __init__(self, retriever: Retriever, settings: Settings) -> None:
         self.retriever = retriever
         self.settings = settings
-        self.extractive = ExtractiveAnswerer(idf_from_index(retriever.index), settings.abstain_threshold)
+        self.extractive = ExtractiveAnswerer(idf_from_index(retriever.index), settings.abstain_threshold,
+                                             settings.abstain_threshold_en)
 
     @classmethod
     def load(cls, index_dir: str | Path | None = None, settings: Settings | None = None) -> "Pipeline":
@@ -86,6 +87,13 @@ class Pipeline:
         q = understand(text, translated)
         timings["understand_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         hits = self.retriever.search(q, k=max(k, 5), filters=filters, channels=channels, timings=timings)
+        if is_multi(text, q.lang):  # a two-fact question: each half also retrieves on its own
+            extra = [h for part in split_parts(text, q.lang) if part != text
+                     for h in self.retriever.search(understand_part(part, q), k=3, filters=filters, channels=channels)]
+            top = {h.chunk.id for h in hits[:k]}
+            added = list({h.chunk.id: h for h in extra if h.chunk.id not in top}.values())[:4]
+            rest = [h for h in hits[k:] if h.chunk.id not in {a.chunk.id for a in added}]
+            hits, k = hits[:k] + added + rest, k + len(added)
         t0 = time.perf_counter()
         answer = None
         if use_llm:
@@ -104,12 +112,12 @@ class Pipeline:
         return answer, hits
 
     def _translate(self, text: str, notes: list[str], timings: dict[str, float]) -> str | None:
-        from .llm import LLMUnavailable, translate_query
+        from .llm import translate_query
 
         t0 = time.perf_counter()
         try:
             return translate_query(self.settings, text) or None
-        except LLMUnavailable as exc:
+        except GovragError as exc:
             notes.append(f"query translation fell back to the glossary: {exc}")
             return None
         finally:
@@ -121,11 +129,11 @@ class Pipeline:
         if not self.settings.llm_configured:
             notes.append("no LLM endpoint is configured (set GOVRAG_LLM_BASE_URL); extractive answer")
             return None
-        from .llm import LLMUnavailable, generate, is_abstention, parse_citations
+        from .llm import generate, is_abstention, parse_citations
 
         try:
             text = generate(self.settings, q.text, hits, q.lang, on_token)
-        except LLMUnavailable as exc:
+        except GovragError as exc:  # endpoint down, slow, garbage, or the llm extra missing
             notes.append(f"{exc}; extractive answer instead")
             return None
         if is_abstention(text):

@@ -69,6 +69,16 @@ def understand(question: str, translated: str | None = None) -> Query:
     return Query(question, lang, zh_text, tokens, years, districts, rows, how)
 
 
+def understand_part(part: str, whole: Query) -> Query:
+    """A query for one half of a two-fact question: its own words count fully, the rest of the
+    question (the shared subject) at a lower weight; years and districts fall back to the whole."""
+    own = understand(part)
+    own_tokens = {t for t, _ in own.bm25_tokens}
+    tokens = own.bm25_tokens + [(t, 0.4 * w) for t, w in whole.bm25_tokens if t not in own_tokens]
+    return Query(part, whole.lang, own.zh_text, tokens, own.years or whole.years,
+                 own.districts or whole.districts, own.rows or whole.rows, whole.translation)
+
+
 def _matches(chunk: Chunk, filters: dict[str, Any]) -> bool:
     for key, wanted in filters.items():
         value = chunk.doc if key == "doc" else chunk.kind if key == "kind" else chunk.meta.get(key)
@@ -125,14 +135,20 @@ class Retriever:
         return {"dense": s.dense_weight, "bm25": s.bm25_weight}
 
     def _boost(self, chunk: Chunk, q: Query) -> float:
-        """Share of a first rank added for matching year, district and task number; a
-        district or year that contradicts the question costs the same."""
+        """Shares of a first rank added for a matching year, district and task number; a year
+        or district that the chunk contradicts (and does not mention) costs more."""
         bonus = 0.0
         year, district = chunk.meta.get("year"), chunk.meta.get("district")
         if q.years and year is not None:
-            bonus += META_BOOST if year in q.years else -META_BOOST / 2
+            if year in q.years:
+                bonus += META_BOOST
+            elif not any(str(y) in chunk.text for y in q.years):
+                bonus -= 2 * META_BOOST
         if q.districts and district is not None:
-            bonus += META_BOOST if district in q.districts else -META_BOOST
+            if district in q.districts:
+                bonus += META_BOOST
+            elif not any(a in chunk.text for d in q.districts for a in DISTRICTS[d]):
+                bonus -= 2 * META_BOOST
         if q.rows and chunk.meta.get("row", chunk.meta.get("item")) in q.rows:
             bonus += META_BOOST
         return bonus
