@@ -27,16 +27,16 @@ ASKED = [
      r"\bwhich (?:department|unit|agency|office|bureau|body|authorit|government bod)|\bwho (?:is|was|are|were) (?:responsible|in charge|leading)|\blead(?:ing)? (?:unit|department|agenc|bod)|\bresponsible (?:unit|department|agency|body)|\bin charge\b"),
     ("deadline", r"什么时候|何时|完成时限|时限|期限|截止|哪天|哪一天|几月|哪个月|哪一年|哪年|日期|时间节点|什么时间",
      r"\bwhen\b|\bdeadline\b|\bby when\b|\bwhat date\b|\bwhich (?:month|year|date|day)\b|\bdue\b|\bwhat (?:time|period|year|month)\b|\btime ?frame\b|\btime limit\b"),
-    ("share", r"比例|百分之|百分比|占比|多少%|比率|覆盖率|达标率|利用率|增长率|增速|增长多少|增长了多少|提高多少|率(?:是|为|达到)?多少",
+    ("share", r"比例|百分之|百分比|占比|多少%|比率|(?:率|增速|增幅|增长)(?:是|为|达到|达|了)?(?:多少|几)|(?:多少|几)个百分点",
      r"\bpercent|\bpercentage\b|\bshare\b|\brate\b|\bratio\b|\bgrowth\b|%"),
-    ("amount", r"多少钱|多少元|多少亿|多少万元|金额|资金|投资|投入|产值|销售额|营收|贷款|融资|预算|多少美元|收入",
-     r"\bhow much (?:money|funding|capital)|\binvest|\byuan\b|\bmoney\b|\bfunding\b|\bfunds?\b|\brevenue\b|\bloans?\b|\bbudget\b|\bcost\b|\bspen[dt]\b|\bsales\b|\bexport value\b|\boutput value\b"),
+    ("amount", r"(?:多少|几)(?:钱|元|亿|万元|美元)|(?:投资|资金|金额|产值|销售额|营收|收入|贷款|融资|预算|投入|总值|利润)[^,。??]{0,6}(?:多少|几)|多少(?:投资|资金|金额)",
+     r"\bhow much (?:money|funding|capital)|\binvest|\byuan\b|\bmoney\b|\bfunding\b|\bfunds?\b|\brevenue\b|\bloans?\b|\bbudget\b|\bcost\b|\bspen[dt]\b|\bsales\b|\bgdp\b|\bgross domestic\b|\bincome\b|\bprofit|\b(?:export|output|production) value\b"),
     ("count", r"多少|几个|几家|几处|几项|几条|几座|几所|几批|几次|几场|几人|几辆|数量|规模|多大|多长|多高|多重|多远",
      r"\bhow (?:many|much|large|big|long|high|far)\b|\bnumber of\b|\bcount\b|\bsize\b|\bwhat (?:was|is|were|are) the (?:target|number|total|quota|figure|capacity|area|length|volume|scale|throughput|output)\b"
      r"|\b(?:target|quota|capacity|throughput)\b"),
-    ("status", r"完成了吗|完成没有|是否完成|是否已|进展|进度|情况如何|怎么样了|状态|落实了吗|有没有|是否|吗[??]?$",
+    ("status", r"完成了吗|完成没有|是否完成|是否已|进展|进度|情况如何|怎么样|什么程度|状态|落实了吗|有没有|是否|吗[??]?$",
      r"\bstatus\b|\bprogress\b|^(?:did|does|do|is|was|were|has|had|have)\b|\bhow far\b"),
-    ("entity", r"哪些|哪家|哪个|哪几|什么|名称|是谁|叫什么|指",
+    ("entity", r"哪些|哪家|哪个|哪位|哪几|什么|名称|是谁|叫什么|指",
      r"\bwhich\b|\bwhat\b|\bname\b|\bwho\b"),
 ]
 _ASKED_RE = [(t, re.compile(zh), re.compile(en, re.I)) for t, zh, en in ASKED]
@@ -56,7 +56,8 @@ MARKERS = {
 _MARKERS_RE = {k: (re.compile(c), re.compile(zh), re.compile(en, re.I)) for k, (c, zh, en) in MARKERS.items()}
 _SUM = re.compile(r"合计|总共|一共|加起来|总和|共计|\bcombined\b|\btotal\b|\bsum\b|\baltogether\b", re.I)
 _PUBLISH = re.compile(r"发布|印发|成文|公布|published|issued|released|dated", re.I)
-_DOC_SELF = re.compile(r"这份|该文件|本文件|文件|情况表|进展表|报告|通知|文章|新闻|报道|this (?:document|report|table|article|notice|list)|the (?:document|report|table|article|notice)", re.I)
+_DOC_SELF = re.compile(r"这份|该文件|本文件|文件|情况表|进展表|报告|通知|文章|新闻|报道|资讯|消息|稿件|this (?:document|report|table|article|notice|list)|the (?:document|report|table|article|notice)", re.I)
+_PER_UNIT = re.compile(rf"(?:每|人均|户均|亩均|平均每)({'|'.join(map(re.escape, UNITS))})|(亩|人|户)(?:产|均)")
 _SENT = re.compile(r"[^。!?;!?;\n]+[。!?;!?;]*")
 _CLAUSE = re.compile(r"[^,,。!?;!?;\n:]+")
 # Words that say what is asked, not what it is about: they do not count as evidence.
@@ -190,6 +191,16 @@ def _sentences(hit: Hit) -> list[tuple[int, int]]:
     return [(s, e) for s, e in spans if text[s:e].strip()]
 
 
+def _contradicts(chunk, years: list[int], districts: list[str]) -> bool:
+    """True when the chunk is about another year or district than the question names (and
+    does not mention the named one)."""
+    year, district = chunk.meta.get("year"), chunk.meta.get("district")
+    if years and year is not None and year not in years and not any(str(y) in chunk.text for y in years):
+        return True
+    return bool(districts and district and district not in districts
+                and not any(a in chunk.text for d in districts for a in DISTRICTS[d]))
+
+
 @dataclass
 class Candidate:
     """A scored clause: its figure (if any), the fact to put first, its quote window."""
@@ -215,7 +226,9 @@ class Ask:
     wants: str  # "target" | "achieved" | ""
     weights: dict[str, float]
     years: list[int]
+    districts: list[str]
     given: set[float]
+    per_units: set[str]  # "每亩 / 人均": figures in these units are rates' denominators, not answers
 
 
 class ExtractiveAnswerer:
@@ -267,6 +280,8 @@ class ExtractiveAnswerer:
                 bonus += 0.3
             if ask.years and meta.get("year") in ask.years:
                 bonus += 0.1
+            if _contradicts(hit.chunk, ask.years, ask.districts):
+                bonus -= 0.4
             for s_start, s_end in _sentences(hit):
                 sent = text[s_start:s_end]
                 s_cov, s_hit = self._coverage(sent, weights)
@@ -322,7 +337,7 @@ class ExtractiveAnswerer:
         for f in find_figures(clause):
             if (f.unit == "年" and ask.asked != "deadline") or clause[max(0, f.start - 1):f.start] == "第":
                 continue
-            if any(abs(f.value - g) < 1e-9 for g in ask.given):
+            if any(abs(f.value - g) < 1e-9 for g in ask.given) or f.unit in ask.per_units:
                 continue
             fit = _unit_fit(f, ask.asked, ask.unit)
             if fit > best_fit:
@@ -357,7 +372,12 @@ class ExtractiveAnswerer:
                  "achieved" if ("achieved" in markers or asked == "status") and "target" not in markers else "")
         given = {f.value for f in find_figures(text) if f.unit not in ("date", "年")}
         years = [int(y) for y in re.findall(r"(?<!\d)(20\d{2})(?!\d)", text)] or q.years
-        return Ask(asked, asked_unit(text, q.lang) or asked_unit(q.text, q.lang), markers, wants, weights, years, given)
+        districts = [d for d, aliases in DISTRICTS.items() if any(a in text for a in aliases)] or q.districts
+        per = {a or b for a, b in _PER_UNIT.findall(text)} | {
+            u for word, u in (("mu", "亩"), ("capita", "人"), ("person", "人"), ("household", "户"))
+            if re.search(rf"\bper {word}\b", text, re.I)}
+        return Ask(asked, asked_unit(text, q.lang) or asked_unit(q.text, q.lang), markers, wants, weights,
+                   years, districts, given, per)
 
     def answer(self, q: Query, hits: list[Hit]) -> Answer:
         """An Answer with the fact first and citations; abstains when the evidence is weak."""
@@ -365,9 +385,13 @@ class ExtractiveAnswerer:
         if not hits:
             return self._abstain(q, hits, "no passages retrieved")
         weights = self._weights(q)
-        if asked == "deadline" and _PUBLISH.search(q.text) and _DOC_SELF.search(q.text) and "《" not in q.text \
-                and hits[0].chunk.meta.get("publish_date"):
-            return self._meta_answer(q, hits, 0, hits[0].chunk.meta["publish_date"], asked)
+        if asked == "deadline" and _PUBLISH.search(q.text) and _DOC_SELF.search(q.text):
+            named = re.findall(r"《([^》]+)》", q.text)
+            i = next((i for i, h in enumerate(hits) if h.chunk.meta.get("publish_date") and (
+                not named or any(n in h.chunk.meta.get("title", "") or h.chunk.meta.get("title", "") in n
+                                 for n in named))), None)
+            if i is not None and (not named or i < len(hits)):
+                return self._meta_answer(q, hits, i, hits[i].chunk.meta["publish_date"], asked)
         parts = split_parts(q.text, q.lang) if is_multi(q.text, q.lang) else [q.text]
         chosen: list[Candidate] = []
         confidence = 1.0
@@ -394,22 +418,19 @@ class ExtractiveAnswerer:
         return self._compose(q, hits, chosen, asked, confidence)
 
     def _confidence(self, q: Query, hits: list[Hit], best: Candidate, ask: "Ask") -> float:
-        """0..1: share of the question's informative weight found in the best chunk; near 0
-        when the chunk contradicts a year or district the question names; lowered when the
-        figure of the asked kind or meaning is missing."""
+        """0..1: the share of the question's informative weight found in the best chunk and,
+        equally, in the quoted window with its heading; near 0 when the chunk is about another
+        year or district than asked; lowered when a figure of the asked kind or meaning is
+        missing."""
         chunk = hits[best.hit].chunk
         total = sum(ask.weights.values()) or 1.0
-        conf = self._coverage(chunk.embed_text, ask.weights)[0] / total
-        year = chunk.meta.get("year")
-        if q.years and year is not None and year not in q.years and not any(str(y) in chunk.text for y in q.years):
-            conf = min(conf, 0.1)
-        district = chunk.meta.get("district")
-        if q.districts and district and district not in q.districts \
-                and not any(a in chunk.text for d in q.districts for a in DISTRICTS[d]):
+        local = chunk.text[best.quote_start:best.quote_end] + " " + (chunk.heading_path[-1] if chunk.heading_path else "")
+        conf = 0.5 * self._coverage(chunk.embed_text, ask.weights)[0] / total \
+            + 0.5 * self._coverage(local, ask.weights)[0] / total
+        if _contradicts(chunk, q.years, q.districts) and _contradicts(chunk, ask.years, ask.districts):
             conf = min(conf, 0.1)
         if ask.asked in ("count", "amount", "share"):
-            fit = _unit_fit(best.figure, ask.asked, ask.unit)
-            conf -= 0.3 if fit < 0 else 0.0
+            conf -= 0.3 if _unit_fit(best.figure, ask.asked, ask.unit) < 0 else 0.0
         if ask.wants and best.role and best.role != ask.wants and not (ask.wants == "target" and best.role == "plan"):
             conf -= 0.15
         return max(0.0, min(1.0, conf))

@@ -22,8 +22,9 @@ _UNIT_PART = r"[^\s,,。;;、::()()“”\d]{2,24}?(?:局|管委会|管委|办�
 _DEADLINE = r"\d{1,2}月底|年底|已完成|长期|持续推进|常态化|\d{1,2}月(?:份|中旬|上旬|下旬)?前?"
 # A lead unit (one or several, joined by 、) directly followed by the deadline cell.
 LEAD_DEADLINE = re.compile(
-    rf"(?:^|(?<=[。;;!?)).\n]))(?P<unit>{_UNIT_PART}(?:、{_UNIT_PART})*)(?P<deadline>{_DEADLINE})", re.M
-)
+    rf"(?:^|(?<=[。;;!?)).\n]))(?<!\d[..])(?P<unit>{_UNIT_PART}(?:、{_UNIT_PART})*)(?P<deadline>{_DEADLINE})",
+    re.M,
+)  # not after a list marker such as "1.": "1.陆港公司已完成…" is progress text, not a new cell
 _ENUM = re.compile(r"^\s*(?:(\d{1,2})[.、.]|[((]?([一二三四五六七八九十])[))、是])")
 
 # Task lists and reports.
@@ -143,7 +144,7 @@ def _block_start(text: str, row_start: int, lo: int, unit_pos: int) -> int:
     return max(line_start, row_start)
 
 
-def chunk_progress_table(doc: Document, b: _Builder) -> None:
+def chunk_progress_table(doc: Document, b: _Builder, budget: int = 300, overlap: int = 40) -> None:
     """One chunk per (task row, lead unit) block; header lines become one section chunk."""
     text = b.source.text
     rows: list[tuple[int, int]] = []  # (row number, offset)
@@ -156,7 +157,7 @@ def chunk_progress_table(doc: Document, b: _Builder) -> None:
                 rows.append((n, s))
                 current = n
     if not rows:
-        return chunk_report(doc, b)
+        return chunk_report(doc, b, budget, overlap)
     b.add(doc, "section", "header", doc.start, rows[0][1], [doc.meta.get("title", "")])
     known = {m.group("unit") for m in LEAD_DEADLINE.finditer(text, rows[0][1], doc.end)}
     for i, (n, s) in enumerate(rows):
@@ -183,7 +184,7 @@ def chunk_progress_table(doc: Document, b: _Builder) -> None:
 
 # ---------------------------------------------------------------- numbered task lists
 
-def chunk_task_list(doc: Document, b: _Builder) -> None:
+def chunk_task_list(doc: Document, b: _Builder, budget: int = 300, overlap: int = 40) -> None:
     """One chunk per numbered item with its section heading and lead units."""
     text = b.source.text
     heading = ""
@@ -202,8 +203,8 @@ def chunk_task_list(doc: Document, b: _Builder) -> None:
             expected += 1
             preamble_end = s if preamble_end is None else preamble_end
     if not items:
-        return chunk_report(doc, b)
-    chunk_report(Document(doc.doc, doc.index, doc.start, preamble_end, doc.meta), b)
+        return chunk_report(doc, b, budget, overlap)
+    chunk_report(Document(doc.doc, doc.index, doc.start, preamble_end, doc.meta), b, budget, overlap)
     for i, (n, s, head) in enumerate(items):
         e = items[i + 1][1] if i + 1 < len(items) else doc.end
         while True:  # a section heading between two items belongs to the next item
@@ -215,8 +216,8 @@ def chunk_task_list(doc: Document, b: _Builder) -> None:
         body = text[s:e]
         title = re.match(r"\d+[.．]\s*([^。]{1,40})。?", body)
         roles = [m.group(1).split("参与单位") for m in _LEAD_UNITS.finditer(body)]
-        leads = [u.strip(" ::") for r in roles for u in re.split(r"[、,,]", r[0])]
-        partners = [u.strip(" ::") for r in roles if len(r) > 1 for u in re.split(r"[、,,]", r[1])]
+        leads = [u.strip(" ::") for r in roles for u in re.split(r"[、,,;;]", r[0])]
+        partners = [u.strip(" ::") for r in roles if len(r) > 1 for u in re.split(r"[、,,;;]", r[1])]
         b.add(doc, "task_item", str(n), s, e, [doc.meta.get("title", ""), head], item=n,
               section=head, task=title.group(1) if title else None,
               lead_unit="、".join(dict.fromkeys(u for u in leads if u)) or None,
@@ -340,9 +341,6 @@ def chunk_source(source: SourceFile, budget: int = 300, overlap: int = 40) -> li
     """All chunks of one loaded file, in document order."""
     b = _Builder(source)
     for doc in source.documents:
-        chunker = CHUNKERS.get(doc.meta.get("kind", ""))
-        if chunker:
-            chunker(doc, b)
-        else:
-            chunk_report(doc, b, budget, overlap)
+        chunker = CHUNKERS.get(doc.meta.get("kind", ""), chunk_report)
+        chunker(doc, b, budget, overlap)
     return b.chunks

@@ -85,9 +85,15 @@ class SourceFile:
 
 
 def decode_bytes(data: bytes, name: str = "input") -> str:
-    """Decode UTF-8 (with or without BOM) or GB18030/GBK; reject binary data."""
+    """Decode UTF-8 (with or without BOM), UTF-16 with BOM, or GB18030/GBK; reject binary data."""
     if not data:
         return ""
+    for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if data.startswith(bom):  # UTF-16 with a byte-order mark (Windows "Unicode" text)
+            try:
+                return data[2:].decode(codec)
+            except UnicodeDecodeError as exc:
+                raise GovragError(f"{name}: damaged UTF-16 text ({exc.reason})") from exc
     if b"\x00" in data[:4096]:
         raise GovragError(f"{name}: looks like a binary file (NUL bytes), not a text document")
     if data.startswith(b"\xef\xbb\xbf"):
@@ -95,7 +101,9 @@ def decode_bytes(data: bytes, name: str = "input") -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start >= len(data) - 3:  # truncated in the last character: keep the rest
+        # UTF-8 cut off inside the last character: keep the rest. (Other errors near the end,
+        # such as a GBK file whose only Chinese is its last character, are not truncation.)
+        if exc.reason == "unexpected end of data" and exc.start >= len(data) - 3:
             return data[: exc.start].decode("utf-8")
     try:
         return data.decode("gb18030")
@@ -191,7 +199,10 @@ def read_raw(path: Path) -> str:
         raise GovragError(f"{path}: cannot read ({exc.strerror})") from exc
     if suffix in {".html", ".htm"}:
         text = html_to_text(text)
-    return normalise(text)
+    text = normalise(text)
+    if suffix == ".md":  # markdown heading marks are markup, not text ("## 一、…" is a heading)
+        text = re.sub(r"^ {0,3}#{1,6} +(.*?)(?: +#+)? *$", r"\1", text, flags=re.M)
+    return text
 
 
 def is_furniture(line: str) -> bool:

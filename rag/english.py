@@ -33,7 +33,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
@@ -708,3 +708,32 @@ def chinese_unit_for(word: str) -> str | None:
             "enterprises": "家", "firms": "家", "schools": "所", "beds": "张", "villages": "个",
             "projects": "个", "vehicles": "辆", "buses": "辆", "cars": "辆", "tons": "吨", "dollars": "美元",
             "parking": "个", "spaces": "个", "stations": "个", "hectares": "公顷"}.get(word)
+
+
+def pinyin_index(vocabulary: Iterable[str]) -> dict[str, list[str]]:
+    """Toneless pinyin -> the corpus words (2-4 Chinese characters) that read so, for matching
+    romanised names in English questions ("Zhougezhuang" -> 周戈庄, "Jimo" -> 即墨)."""
+    from pypinyin import lazy_pinyin
+
+    index: dict[str, list[str]] = {}
+    for word in vocabulary:
+        if 2 <= len(word) <= 4 and all("\u4e00" <= ch <= "\u9fff" for ch in word):
+            index.setdefault("".join(lazy_pinyin(word)), []).append(word)
+    return index
+
+
+def pinyin_terms(text: str, index: dict[str, list[str]]) -> list[tuple[str, float]]:
+    """Corpus words for the romanised proper names of an English question: capitalised words,
+    alone or joined with the next one or two ("Zhou Ge Zhuang"), read as toneless pinyin."""
+    words = re.findall(r"[A-Za-z]+", text)
+    found: dict[str, float] = {}
+    for i, word in enumerate(words):
+        if not word[0].isupper() or word.lower() in STOP_WORDS:
+            continue
+        for n in (3, 2, 1):
+            key = "".join(w.lower() for w in words[i:i + n])
+            if len(key) >= 4 and key in index:
+                for term in index[key]:
+                    found[term] = max(found.get(term, 0.0), 1.0 / len(index[key]))
+                break
+    return list(found.items())

@@ -30,7 +30,8 @@ FIGURE_RE = re.compile(
     rf"|(?P<num>(?P<n1>{_NUMBER})(?:\s*(?:-|~|～|—|至|到)\s*(?P<n2>{_NUMBER}))?)\s*"
     rf"(?P<mult>万亿|千万|百万|亿|万|千(?!米|克|瓦|伏)|\s?(?:thousand|million|billion)\b)?\s*(?P<approx>余|多)?\s*"
     rf"(?P<unit>%|‰|{_UNIT_RE})?"
-    rf"|(?P<cn>[{_CN_NUM_CHARS}]{{2,}}|[一二两三四五六七八九十](?=(?:{_UNIT_RE})))(?P<cn_unit>{_UNIT_RE})"
+    rf"|(?P<cn>[{_CN_NUM_CHARS}][{_CN_NUM_CHARS}点]*[{_CN_NUM_CHARS}]|[一二两三四五六七八九十](?=(?:{_UNIT_RE})))"
+    rf"(?P<cn_unit>{_UNIT_RE})"
 )
 
 
@@ -50,11 +51,16 @@ def cn_to_number(s: str) -> float | None:
     s = s.strip()
     if not s or any(c not in _CN_NUM_CHARS + "点" for c in s):
         return None
-    if "点" in s:
+    if "点" in s:  # 三点五, 三点五亿 (the multiplier applies to the whole decimal)
+        factor = 1
+        while s and s[-1] in CN_BIG:
+            factor *= CN_BIG[s[-1]]
+            s = s[:-1]
         whole, _, frac = s.partition("点")
         w = cn_to_number(whole) if whole else 0
-        digits = "".join(str(CN_DIGITS.get(c, "")) for c in frac)
-        return None if w is None or not digits else float(f"{int(w)}.{digits}")
+        if w is None or not frac or any(c not in CN_DIGITS for c in frac):
+            return None
+        return float(f"{int(w)}.{''.join(str(CN_DIGITS[c]) for c in frac)}") * factor
     total, section, digit = 0.0, 0.0, None
     for c in s:
         if c in CN_DIGITS:
@@ -74,11 +80,13 @@ def _num(s: str) -> float:
 
 def find_figures(text: str) -> list[Found]:
     """Every figure in `text`, in order. Bare 1-digit numbers without a unit are skipped
-    (list markers such as "1." are not figures)."""
+    (list markers such as "1." are not figures), and so are ordinals (第五次)."""
     found: list[Found] = []
     for m in FIGURE_RE.finditer(text):
         g = m.groupdict()
         raw = m.group(0).strip()
+        if not g["date"] and text[max(0, m.start() - 1):m.start()] == "第":
+            continue  # an ordinal (第五次会议, 第2批) names which one, not how many
         if g["date"]:
             y, mo, d = int(g["y"] or 0), int(g["m"]), int(g["d"] or 0)
             found.append(Found(raw, m.start(), m.end(), float(y * 10000 + mo * 100 + d), "date"))

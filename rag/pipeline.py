@@ -16,7 +16,8 @@ from .answer import ExtractiveAnswerer, idf_from_index, is_multi, split_parts
 from .config import Settings, load_settings
 from .grounding import find_figures, same_figure
 from .models import Answer, Citation, Figure, GovragError, Hit
-from .retriever import Query, Retriever, understand, understand_part
+from .english import detect_language
+from .retriever import Query, Retriever, understand_part
 
 _WORDLIKE = re.compile(r"[\w\u4e00-\u9fff]", re.UNICODE)
 _SENT = re.compile(r"[^。!?;!?;\n]+[。!?;!?;]*")
@@ -81,10 +82,10 @@ class Pipeline:
         timings: dict[str, float] = {}
         notes: list[str] = []
         translated = None
-        if use_llm and self.settings.llm_configured and understand(text).lang == "en":
+        if use_llm and self.settings.llm_configured and detect_language(text) == "en":
             translated = self._translate(text, notes, timings)
         t0 = time.perf_counter()
-        q = understand(text, translated)
+        q = self.retriever.understand(text, translated)
         timings["understand_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         hits = self.retriever.search(q, k=max(k, 5), filters=filters, channels=channels, timings=timings)
         if is_multi(text, q.lang):  # a two-fact question: each half also retrieves on its own

@@ -22,7 +22,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from .config import Settings, load_settings
 from .documents import DISTRICTS
-from .english import detect_language, expand_query, to_chinese_query
+from .english import detect_language, expand_query, pinyin_index, pinyin_terms, to_chinese_query
 from .index import Index, load_index, tokenize
 from .models import Chunk, GovragError, Hit
 
@@ -46,12 +46,15 @@ class Query:
     translation: str = "none"  # none | glossary | llm
 
 
-def understand(question: str, translated: str | None = None) -> Query:
-    """Language, Chinese search text and weighted BM25 tokens, years, districts, task numbers."""
+def understand(question: str, translated: str | None = None,
+               pinyin: dict[str, list[str]] | None = None) -> Query:
+    """Language, Chinese search text and weighted BM25 tokens, years, districts, task numbers.
+    `pinyin` (toneless reading -> corpus words) lets romanised names in English match."""
     lang = detect_language(question)
     if lang == "en":
-        expansions = expand_query(question)
-        zh_text = translated or to_chinese_query(question)
+        names = pinyin_terms(question, pinyin) if pinyin else []
+        expansions = expand_query(question) + names
+        zh_text = translated or " ".join([to_chinese_query(question)] + [t for t, _ in names])
         weighted: dict[str, float] = {}
         for term, weight in expansions + ([(translated, 1.0)] if translated else []):
             toks = tokenize(term) or [term.lower()]
@@ -103,6 +106,13 @@ class Retriever:
         self.index = index
         self.settings = settings
         self.embedder = embedder
+        self._pinyin: dict[str, list[str]] | None = None
+
+    def understand(self, question: str, translated: str | None = None) -> Query:
+        """`understand` with this corpus's words for romanised names (built on first use)."""
+        if self._pinyin is None and detect_language(question) == "en":
+            self._pinyin = pinyin_index(self.index.bm25.vocab_dict)
+        return understand(question, translated, self._pinyin)
 
     @classmethod
     def load(cls, index_dir: str | Path | None = None, settings: Settings | None = None) -> "Retriever":
@@ -157,7 +167,7 @@ class Retriever:
                channels: tuple[str, ...] = ("dense", "bm25"), timings: dict[str, float] | None = None) -> list[Hit]:
         """The k best chunks for a question, fused from the requested channels."""
         started = time.perf_counter()
-        q = query if isinstance(query, Query) else understand(query)
+        q = query if isinstance(query, Query) else self.understand(query)
         filters = {key: v for key, v in (filters or {}).items() if v not in (None, "", [])}
         unknown = set(filters) - set(FILTER_KEYS)
         if unknown:
