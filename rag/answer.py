@@ -66,6 +66,7 @@ QUESTION_WORDS = frozenset(
     "提出 计划 要求 目标 一共 总共 大约 哪天 发布 文件 报告 政府 工作 政府工作报告 这项 任务 这份 里 中 年 月 "
     "主办 单位 主办单位 牵头 牵头单位 部门 负责 完成 时限 完成时限 进展".split())
 AMOUNT_UNITS = {"元", "美元"}
+SHARE_UNITS = {"%", "个百分点", "百分点"}
 QUANTITY_UNITS = COUNT_UNITS | {"人", "人次", "亩", "吨", "平方米", "立方米", "公里", "千米", "米", "辆", "场",
                                 "批次", "次", "床", "棵", "株", "千瓦", "兆瓦", "千伏", "斤", "公斤", "个月", "张",
                                 "期", "班", "余次", "倍", "标箱", "TEU", "小时", "天", "周"}
@@ -137,7 +138,7 @@ def _unit_fit(f: Found | None, asked: str, want_unit: str | None = None) -> floa
     if asked == "amount":
         return 1.0 if f.unit in AMOUNT_UNITS else -0.5
     if asked == "share":
-        return 1.0 if f.unit == "%" else -0.5
+        return 1.0 if f.unit in SHARE_UNITS else -0.5
     if asked == "count":
         if f.unit in ("%", "date", "年"):
             return -0.4
@@ -176,7 +177,8 @@ def _cell_bounds(hit: Hit) -> list[int]:
 
 def _sentences(hit: Hit) -> list[tuple[int, int]]:
     text = hit.chunk.text
-    row_prefix = re.match(r"\d{1,3}(?=\D)", text) if hit.chunk.kind == "task_row" else None
+    row = hit.chunk.meta.get("row")
+    row_prefix = re.match(rf"{row}(?![\d.．、,,)%月日])", text) if hit.chunk.kind == "task_row" and row else None
     cuts = sorted(set(_cell_bounds(hit) + ([row_prefix.end()] if row_prefix else [])))
     spans = []
     for m in _SENT.finditer(text):
@@ -317,7 +319,7 @@ class ExtractiveAnswerer:
         cue = {k: bool(c.search(clause)) for k, (c, _, _) in _MARKERS_RE.items()}
         if cue["cumulative"]:
             score += 0.15 if "cumulative" in ask.markers else -0.15
-        weight = 0.3 if ask.asked == "status" else 0.2
+        weight = 0.45 if ask.asked == "status" else 0.2
         if role:
             if ask.wants == "target":
                 score += weight if role == "target" else -0.15
@@ -385,12 +387,12 @@ class ExtractiveAnswerer:
         if not hits:
             return self._abstain(q, hits, "no passages retrieved")
         weights = self._weights(q)
-        if asked == "deadline" and _PUBLISH.search(q.text) and _DOC_SELF.search(q.text):
-            named = re.findall(r"《([^》]+)》", q.text)
+        named = re.findall(r"《([^》]+)》", q.text)
+        if asked == "deadline" and _PUBLISH.search(q.text) and (named or _DOC_SELF.search(q.text)):
             i = next((i for i, h in enumerate(hits) if h.chunk.meta.get("publish_date") and (
                 not named or any(n in h.chunk.meta.get("title", "") or h.chunk.meta.get("title", "") in n
                                  for n in named))), None)
-            if i is not None and (not named or i < len(hits)):
+            if i is not None:
                 return self._meta_answer(q, hits, i, hits[i].chunk.meta["publish_date"], asked)
         parts = split_parts(q.text, q.lang) if is_multi(q.text, q.lang) else [q.text]
         chosen: list[Candidate] = []
