@@ -19,7 +19,7 @@ from .english import chinese_unit_for, format_quantity_en
 from .grounding import COUNT_UNITS, UNITS, Found, find_figures
 from .index import tokenize
 from .models import Answer, Citation, Hit
-from .retriever import Query
+from .retriever import Query, contradicts
 
 # What the question asks for: (type, Chinese cues, English cues); the first match wins.
 ASKED = [
@@ -27,7 +27,7 @@ ASKED = [
      r"\bwhich (?:department|unit|agency|office|bureau|body|authorit|government bod)|\bwho (?:is|was|are|were) (?:responsible|in charge|leading)|\blead(?:ing)? (?:unit|department|agenc|bod)|\bresponsible (?:unit|department|agency|body)|\bin charge\b"),
     ("deadline", r"什么时候|何时|完成时限|时限|期限|截止|哪天|哪一天|几月|哪个月|哪一年|哪年|日期|时间节点|什么时间",
      r"\bwhen\b|\bdeadline\b|\bby when\b|\bwhat date\b|\bwhich (?:month|year|date|day)\b|\bdue\b|\bwhat (?:time|period|year|month)\b|\btime ?frame\b|\btime limit\b"),
-    ("share", r"比例|百分之|百分比|占比|多少%|比率|(?:率|增速|增幅|增长)(?:是|为|达到|达|了)?(?:多少|几)|(?:多少|几)个百分点",
+    ("share", r"比例|百分之|百分比|占比|多少%|比率|(?:率|增速|增幅|增长)[^,。??]{0,5}(?:多少|几)|(?:多少|几)个百分点",
      r"\bpercent|\bpercentage\b|\bshare\b|\brate\b|\bratio\b|\bgrowth\b|%"),
     ("amount", r"(?:多少|几)(?:钱|元|亿|万元|美元)|(?:投资|资金|金额|产值|销售额|营收|收入|贷款|融资|预算|投入|总值|利润)[^,。??]{0,6}(?:多少|几)|多少(?:投资|资金|金额)",
      r"\bhow much (?:money|funding|capital)|\binvest|\byuan\b|\bmoney\b|\bfunding\b|\bfunds?\b|\brevenue\b|\bloans?\b|\bbudget\b|\bcost\b|\bspen[dt]\b|\bsales\b|\bgdp\b|\bgross domestic\b|\bincome\b|\bprofit|\b(?:export|output|production) value\b"),
@@ -193,16 +193,6 @@ def _sentences(hit: Hit) -> list[tuple[int, int]]:
     return [(s, e) for s, e in spans if text[s:e].strip()]
 
 
-def _contradicts(chunk, years: list[int], districts: list[str]) -> bool:
-    """True when the chunk is about another year or district than the question names (and
-    does not mention the named one)."""
-    year, district = chunk.meta.get("year"), chunk.meta.get("district")
-    if years and year is not None and year not in years and not any(str(y) in chunk.text for y in years):
-        return True
-    return bool(districts and district and district not in districts
-                and not any(a in chunk.text for d in districts for a in DISTRICTS[d]))
-
-
 @dataclass
 class Candidate:
     """A scored clause: its figure (if any), the fact to put first, its quote window."""
@@ -231,6 +221,7 @@ class Ask:
     districts: list[str]
     given: set[float]
     per_units: set[str]  # "每亩 / 人均": figures in these units are rates' denominators, not answers
+    bigrams: set[str]  # the question's Chinese character pairs (phrases jieba may have split)
 
 
 class ExtractiveAnswerer:
@@ -282,7 +273,7 @@ class ExtractiveAnswerer:
                 bonus += 0.3
             if ask.years and meta.get("year") in ask.years:
                 bonus += 0.1
-            if _contradicts(hit.chunk, ask.years, ask.districts):
+            if contradicts(hit.chunk, ask.years, ask.districts):
                 bonus -= 0.4
             for s_start, s_end in _sentences(hit):
                 sent = text[s_start:s_end]
@@ -293,6 +284,8 @@ class ExtractiveAnswerer:
                     clause = sent[ctx:cm.end()]
                     c_cov, c_hit = self._coverage(clause, weights)
                     score = bonus + 0.3 * s_cov / total + 0.45 * c_cov / total
+                    if ask.bigrams:
+                        score += 0.3 * sum(g in clause for g in ask.bigrams) / len(ask.bigrams)
                     abs_start = s_start + cm.start()
                     role = next((r for lo, hi_, r in regions if lo <= abs_start < hi_), "")
                     score += self._marker_score(clause, role, ask)
@@ -341,6 +334,8 @@ class ExtractiveAnswerer:
                 continue
             if any(abs(f.value - g) < 1e-9 for g in ask.given) or f.unit in ask.per_units:
                 continue
+            if f.value == 1 and f.text.startswith("一"):
+                continue  # "一批 / 一条": an article, not a quantity
             fit = _unit_fit(f, ask.asked, ask.unit)
             if fit > best_fit:
                 best, best_fit = f, fit
@@ -378,8 +373,11 @@ class ExtractiveAnswerer:
         per = {a or b for a, b in _PER_UNIT.findall(text)} | {
             u for word, u in (("mu", "亩"), ("capita", "人"), ("person", "人"), ("household", "户"))
             if re.search(rf"\bper {word}\b", text, re.I)}
+        zh = text if q.lang == "zh" else q.zh_text
+        bigrams = {zh[i:i + 2] for i in range(len(zh) - 1) if re.fullmatch(r"[\u4e00-\u9fff]{2}", zh[i:i + 2])}
+        bigrams -= QUESTION_WORDS
         return Ask(asked, asked_unit(text, q.lang) or asked_unit(q.text, q.lang), markers, wants, weights,
-                   years, districts, given, per)
+                   years, districts, given, per, bigrams)
 
     def answer(self, q: Query, hits: list[Hit]) -> Answer:
         """An Answer with the fact first and citations; abstains when the evidence is weak."""
@@ -429,7 +427,7 @@ class ExtractiveAnswerer:
         local = chunk.text[best.quote_start:best.quote_end] + " " + (chunk.heading_path[-1] if chunk.heading_path else "")
         conf = 0.5 * self._coverage(chunk.embed_text, ask.weights)[0] / total \
             + 0.5 * self._coverage(local, ask.weights)[0] / total
-        if _contradicts(chunk, q.years, q.districts) and _contradicts(chunk, ask.years, ask.districts):
+        if contradicts(chunk, q.years, q.districts) and contradicts(chunk, ask.years, ask.districts):
             conf = min(conf, 0.1)
         if ask.asked in ("count", "amount", "share"):
             conf -= 0.3 if _unit_fit(best.figure, ask.asked, ask.unit) < 0 else 0.0

@@ -322,7 +322,7 @@ def chunk_report(doc: Document, b: _Builder, budget: int = 300, overlap: int = 4
                     expected[level] = num + 1
                     if level == 1:
                         expected[2] = 1
-            if head and title == doc.meta.get("title"):
+            if head and title.lstrip("•· ") == doc.meta.get("title"):  # the title line, maybe bulleted
                 continue
             if head:
                 path = (path[:1] + [title]) if level == 2 and path else [title]

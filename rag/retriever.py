@@ -82,6 +82,22 @@ def understand_part(part: str, whole: Query) -> Query:
                  own.districts or whole.districts, own.rows or whole.rows, whole.translation)
 
 
+def contradicts(chunk: Chunk, years: list[int], districts: list[str]) -> bool:
+    """True when the chunk is about another year or district than the question names (and
+    does not mention the named one). A work report of year Y also reviews year Y-1, and a
+    news item is also of its publication year."""
+    meta = chunk.meta
+    year, district = meta.get("year"), meta.get("district")
+    if years and year is not None and year not in years and not any(str(y) in chunk.text for y in years):
+        ok = {year, int(str(meta.get("publish_date", "0"))[:4] or 0)}
+        if meta.get("doc_kind") == "work_report":
+            ok.add(year - 1)
+        if not ok & set(years):
+            return True
+    return bool(districts and district and district not in districts
+                and not any(a in chunk.text for d in districts for a in DISTRICTS[d]))
+
+
 def _matches(chunk: Chunk, filters: dict[str, Any]) -> bool:
     for key, wanted in filters.items():
         value = chunk.doc if key == "doc" else chunk.kind if key == "kind" else chunk.meta.get(key)
@@ -145,20 +161,15 @@ class Retriever:
         return {"dense": s.dense_weight, "bm25": s.bm25_weight}
 
     def _boost(self, chunk: Chunk, q: Query) -> float:
-        """Shares of a first rank added for a matching year, district and task number; a year
-        or district that the chunk contradicts (and does not mention) costs more."""
+        """Shares of a first rank added for a matching year, district and task number; a
+        chunk about another year or district (see `contradicts`) costs more."""
         bonus = 0.0
-        year, district = chunk.meta.get("year"), chunk.meta.get("district")
-        if q.years and year is not None:
-            if year in q.years:
-                bonus += META_BOOST
-            elif not any(str(y) in chunk.text for y in q.years):
-                bonus -= 2 * META_BOOST
-        if q.districts and district is not None:
-            if district in q.districts:
-                bonus += META_BOOST
-            elif not any(a in chunk.text for d in q.districts for a in DISTRICTS[d]):
-                bonus -= 2 * META_BOOST
+        if q.years and chunk.meta.get("year") in q.years:
+            bonus += META_BOOST
+        if q.districts and chunk.meta.get("district") in q.districts:
+            bonus += META_BOOST
+        if contradicts(chunk, q.years, q.districts):
+            bonus -= 2 * META_BOOST
         if q.rows and chunk.meta.get("row", chunk.meta.get("item")) in q.rows:
             bonus += META_BOOST
         return bonus
