@@ -32,6 +32,7 @@ run: index
 test-setup: $(TEST_STAMP)
 
 test: test-setup
+	sh scripts/install_browser.sh
 	$(BIN)/python -m pytest -q
 
 clean:

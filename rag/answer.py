@@ -54,6 +54,8 @@ MARKERS = {
                  r"\bactual|\bachiev|\bcomplet|\bbuilt\b|\bhad\b|\bhandled\b|\brecruited\b|\bby q\d|\bas of\b|\bso far\b|\bprogress"),
 }
 _MARKERS_RE = {k: (re.compile(c), re.compile(zh), re.compile(en, re.I)) for k, (c, zh, en) in MARKERS.items()}
+# Words that state where a task stands (what a status question wants to hear).
+STATUS_CUES = re.compile(r"已|完成|尚未|未|正在|暂缓|推进中|完工|竣工|开业|开街|投用|投入使用|通车|下发|出台|清零|到位|达标|验收|挂牌|运营|签约")
 _SUM = re.compile(r"合计|总共|一共|加起来|总和|共计|\bcombined\b|\btotal\b|\bsum\b|\baltogether\b", re.I)
 _PUBLISH = re.compile(r"发布|印发|成文|公布|published|issued|released|dated", re.I)
 _DOC_SELF = re.compile(r"这份|该文件|本文件|文件|情况表|进展表|报告|通知|文章|新闻|报道|资讯|消息|稿件|this (?:document|report|table|article|notice|list)|the (?:document|report|table|article|notice)", re.I)
@@ -205,6 +207,7 @@ class Candidate:
     lead: str
     covered: frozenset[str]
     role: str = ""
+    asked: str = ""  # the kind of fact this candidate answers (per half of a two-fact question)
 
 
 @dataclass
@@ -227,9 +230,23 @@ class Ask:
 class ExtractiveAnswerer:
     """Answers from the retrieved chunks alone."""
 
-    def __init__(self, idf: Callable[[str], float], threshold: float = 0.4, threshold_en: float = 0.2) -> None:
+    def __init__(self, idf: Callable[[str], float], threshold: float = 0.4, threshold_en: float = 0.2,
+                 corpus_text: str = "") -> None:
         self.idf = idf
         self.thresholds = {"zh": threshold, "en": threshold_en}
+        self.corpus_text = corpus_text  # to tell a paraphrase from a thing the documents never name
+
+    def _unknown_nouns(self, q: Query) -> list[str]:
+        """Nouns of a Chinese question that occur nowhere in the corpus (火星基地 in a corpus of
+        district reports): a question about them cannot be answered from it."""
+        if q.lang != "zh" or not self.corpus_text:
+            return []
+        import jieba
+        import jieba.posseg
+
+        return [w for w, flag in jieba.posseg.cut(q.text) if flag.startswith("n") and len(w) >= 2
+                and jieba.dt.FREQ.get(w, 0) >= 20  # a real dictionary word, not a mis-cut like 区原
+                and w not in QUESTION_WORDS and w not in self.corpus_text]
 
     # ---------------------------------------------------------------- evidence weights
     def _weights(self, q: Query) -> dict[str, float]:
@@ -288,7 +305,9 @@ class ExtractiveAnswerer:
                         score += 0.3 * sum(g in clause for g in ask.bigrams) / len(ask.bigrams)
                     abs_start = s_start + cm.start()
                     role = next((r for lo, hi_, r in regions if lo <= abs_start < hi_), "")
-                    score += self._marker_score(clause, role, ask)
+                    score += self._marker_score(cm.group(0), role, ask)
+                    if ask.asked == "status" and STATUS_CUES.search(cm.group(0)):
+                        score += 0.15
                     if ask.years and any(str(y) in clause for y in ask.years):
                         score += 0.05
                     figure = self._pick_figure(cm.group(0), ask, abs_start)
@@ -301,7 +320,7 @@ class ExtractiveAnswerer:
                     lead = figure.text if figure is not None else ""
                     if ask.asked in ("status", "entity", "fact") and figure is None:
                         lead = cm.group(0).strip() if len(cm.group(0).strip()) <= 40 else ""
-                    out.append(Candidate(hi, score, qs, qe, figure, lead, frozenset(s_hit | c_hit), role))
+                    out.append(Candidate(hi, score, qs, qe, figure, lead, frozenset(s_hit | c_hit), role, ask.asked))
         return out
 
     @staticmethod
@@ -365,8 +384,9 @@ class ExtractiveAnswerer:
     # ---------------------------------------------------------------- the answer
     def _ask(self, q: Query, text: str, weights: dict[str, float], asked: str) -> "Ask":
         markers = question_markers(text, q.lang) or question_markers(q.text, q.lang)
-        wants = ("target" if "target" in markers and "achieved" not in markers else
-                 "achieved" if ("achieved" in markers or asked == "status") and "target" not in markers else "")
+        wants = ("achieved" if asked == "status" else
+                 "target" if "target" in markers and "achieved" not in markers else
+                 "achieved" if "achieved" in markers and "target" not in markers else "")
         given = {f.value for f in find_figures(text) if f.unit not in ("date", "年")}
         years = [int(y) for y in re.findall(r"(?<!\d)(20\d{2})(?!\d)", text)] or q.years
         districts = [d for d, aliases in DISTRICTS.items() if any(a in text for a in aliases)] or q.districts
@@ -399,7 +419,8 @@ class ExtractiveAnswerer:
             part_tokens = set(tokenize(part))
             part_weights = weights if len(parts) == 1 else {
                 t: w * (1.6 if t in part_tokens else 0.5) for t, w in weights.items()}
-            ask = self._ask(q, part, part_weights, asked)
+            part_asked = asked_type(part, q.lang) if len(parts) > 1 else asked
+            ask = self._ask(q, part, part_weights, asked if part_asked in ("fact", "entity") else part_asked)
             cands = sorted(self._candidates(hits, ask), key=lambda c: c.score, reverse=True)
             pick = next((c for c in cands if all(
                 (c.hit, c.quote_start) != (o.hit, o.quote_start) or c.lead != o.lead for o in chosen)
@@ -433,6 +454,7 @@ class ExtractiveAnswerer:
             conf -= 0.3 if _unit_fit(best.figure, ask.asked, ask.unit) < 0 else 0.0
         if ask.wants and best.role and best.role != ask.wants and not (ask.wants == "target" and best.role == "plan"):
             conf -= 0.15
+        conf -= 0.3 * len(self._unknown_nouns(q))
         return max(0.0, min(1.0, conf))
 
     # ---------------------------------------------------------------- composing
@@ -482,8 +504,8 @@ class ExtractiveAnswerer:
                 cit = self._citation(len(citations) + 1, hit, cand.quote_start, cand.quote_end)
                 citations.append(cit)
                 quotes.append(f"“{cit.quote}”[{cit.n}]")
-            lead = self._lead_text(q, cand, hit, asked)
-            if asked == "unit" and _PLURAL_UNITS.search(q.text) and "row" in hit.chunk.meta:
+            lead = self._lead_text(q, cand, hit, cand.asked or asked)
+            if (cand.asked or asked) == "unit" and _PLURAL_UNITS.search(q.text) and "row" in hit.chunk.meta:
                 same_row = [h.chunk.meta.get("lead_unit") for h in hits if h.chunk.doc == hit.chunk.doc
                             and h.chunk.meta.get("row") == hit.chunk.meta["row"]]
                 lead = "、".join(dict.fromkeys(u for u in same_row if u)) or lead

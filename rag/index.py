@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import time
@@ -29,6 +30,9 @@ from .documents import find_files, load_file
 from .models import Chunk, GovragError
 
 FORMAT_VERSION = 1
+# One document over this size is refused when indexing: it would take hours to embed on a CPU
+# (a 50 MB text file is ~18M characters, ~360k chunks; the real documents are < 100 KB).
+MAX_INDEX_FILE_BYTES = 10 * 2**20
 VIEW_CHARS = 160  # a long chunk is also embedded in windows of about this many characters
 STOP_WORDS = frozenset(
     "的 了 和 与 及 等 是 在 有 对 为 将 把 被 由 以 于 中 上 下 个 之 其 或 并 也 都 而 就 从 到 "
@@ -97,8 +101,12 @@ def _file_sha(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fix(index_dir: Path) -> str:
-    return f"rebuild it with: govrag index --index {index_dir}"
+def _fix(index_dir: Path, sources: Any = None) -> str:
+    """The command that rebuilds the index, naming the documents it was built from when known
+    (a bare `govrag index` would index the default folder instead)."""
+    paths = [str(p) for p in sources] if isinstance(sources, list) and sources else []
+    words = ["govrag", "index", *paths, "--index", str(index_dir)]
+    return f"rebuild it with: {shlex.join(words)}"
 
 
 @dataclass
@@ -178,7 +186,8 @@ def _make_bm25(chunks: list[Chunk]):
 
 
 def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, view_chunk: np.ndarray,
-                view_hashes: list[str], embedder_id: str, files: dict[str, str], faiss_kind: str = "flat") -> Path:
+                view_hashes: list[str], embedder_id: str, files: dict[str, str], faiss_kind: str = "flat",
+                sources: list[str] | None = None) -> Path:
     """Write a complete new version and switch CURRENT to it atomically; returns the version dir."""
     import faiss
 
@@ -204,6 +213,7 @@ def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, view_
         "view_count": int(len(view_chunk)),
         "faiss": faiss_kind,
         "documents": files,
+        "sources": list(sources or []),  # the paths it was built from (named in error messages)
         "chunk_hashes": {c.id: hashlib.sha256(c.embed_text.encode()).hexdigest()[:32] for c in chunks},
         "file_hashes": {p.relative_to(tmp).as_posix(): _file_sha(p) for p in sorted(tmp.rglob("*"))
                         if p.is_file()},
@@ -235,22 +245,25 @@ def load_index(index_dir: str | Path, embedder_id: str | None = None, dim: int |
     version = index_dir / current.read_text(encoding="utf-8").strip()
     try:
         manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
     except (OSError, ValueError) as exc:
         raise GovragError(f"index at {index_dir} has no readable manifest ({exc}); {_fix(index_dir)}") from exc
+    fix = _fix(index_dir, manifest.get("sources"))
     fmt = manifest.get("format_version")
     if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
         raise GovragError(f"index at {index_dir} has format version {fmt}, newer than this govrag "
-                          f"reads ({FORMAT_VERSION}); upgrade govrag or {_fix(index_dir)}")
+                          f"reads ({FORMAT_VERSION}); upgrade govrag or {fix}")
     if embedder_id and manifest.get("embedder") != embedder_id:
         raise GovragError(f"index at {index_dir} was built with embedder {manifest.get('embedder')!r} "
-                          f"but {embedder_id!r} is configured; {_fix(index_dir)}")
+                          f"but {embedder_id!r} is configured; {fix}")
     if dim and manifest.get("dim") != dim:
         raise GovragError(f"index at {index_dir} has dimension {manifest.get('dim')}, the embedder "
-                          f"gives {dim}; {_fix(index_dir)}")
+                          f"gives {dim}; {fix}")
     for rel, sha in manifest.get("file_hashes", {}).items():
         path = version / rel
         if not path.is_file() or _file_sha(path) != sha:
-            raise GovragError(f"index file {rel} in {index_dir} is missing or damaged; {_fix(index_dir)}")
+            raise GovragError(f"index file {rel} in {index_dir} is missing or damaged; {fix}")
     try:
         chunks = [Chunk.from_dict(json.loads(line)) for line in
                   (version / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -260,12 +273,12 @@ def load_index(index_dir: str | Path, embedder_id: str | None = None, dim: int |
         dense = faiss.read_index(str(version / "dense.faiss"))
         bm25 = bm25s.BM25.load(str(version / "bm25"), allow_pickle=False)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        raise GovragError(f"index at {index_dir} cannot be read ({type(exc).__name__}); {_fix(index_dir)}") from exc
+        raise GovragError(f"index at {index_dir} cannot be read ({type(exc).__name__}); {fix}") from exc
     n, views = manifest.get("chunk_count"), manifest.get("view_count")
     if not (n == len(chunks) and views == vectors.shape[0] == dense.ntotal == len(view_chunk) == len(view_hashes)) \
             or vectors.shape[1] != manifest.get("dim") or (len(view_chunk) and int(view_chunk.max()) >= len(chunks)):
         raise GovragError(f"index at {index_dir} is out of step (manifest {n} chunks / {views} vectors, chunks "
-                          f"file {len(chunks)}, vectors {vectors.shape[0]}, faiss {dense.ntotal}); {_fix(index_dir)}")
+                          f"file {len(chunks)}, vectors {vectors.shape[0]}, faiss {dense.ntotal}); {fix}")
     id_to_view = {int(v): i for i, v in enumerate(_view_ids(chunks, view_chunk))}
     return Index(version, manifest, chunks, vectors, dense, bm25, view_chunk, view_hashes, id_to_view)
 
@@ -286,7 +299,7 @@ class BuildReport:
 
     def summary(self) -> str:
         parts = [f"indexed {self.documents} documents, {self.chunks} chunks into {self.index_dir}",
-                 f"embedded {self.embedded}, reused {self.reused}"]
+                 f"embedded {self.embedded} new texts (chunks and their sentence windows), reused {self.reused}"]
         if self.added_documents:
             parts.append(f"added {len(self.added_documents)}")
         if self.removed_documents:
@@ -303,6 +316,11 @@ def load_chunks(paths: list[str | Path], settings: Settings) -> tuple[list[Chunk
     files: dict[str, str] = {}
     skipped: list[str] = []
     for path in find_files(list(paths)):
+        size = path.stat().st_size
+        if size > MAX_INDEX_FILE_BYTES:
+            skipped.append(f"{path.name}: {size / 2**20:.0f} MB is over the {MAX_INDEX_FILE_BYTES // 2**20} MB "
+                           "limit for one document (embedding it would take hours); split it into smaller files")
+            continue
         try:
             source = load_file(path)
         except GovragError as exc:
@@ -336,10 +354,11 @@ def build_index(paths: list[str | Path], settings: Settings, index_dir: str | Pa
     with open(index_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time
         chunks, files, skipped = load_chunks(paths, settings)
+        if not chunks:  # one line: why each file was skipped
+            why = f": {'; '.join(skipped[:3])}{'; …' if len(skipped) > 3 else ''}" if skipped else ""
+            raise GovragError(f"nothing to index in {', '.join(map(str, paths))}{why}")
         for msg in skipped:
             print(f"skipped {msg}", file=sys.stderr)
-        if not chunks:
-            raise GovragError(f"nothing to index in {', '.join(map(str, paths))}")
         embedder = get_embedder(settings.embedder)
         old_files: dict[str, str] = {}
         known: dict[str, np.ndarray] = {}
@@ -363,7 +382,7 @@ def build_index(paths: list[str | Path], settings: Settings, index_dir: str | Pa
             h = content_hash(t)
             vectors[i] = known[h] if h in known else fresh_by_hash[h]
         write_index(index_dir, chunks, vectors, np.array(view_chunk), [content_hash(t) for t in texts],
-                    embedder.id, files, settings.faiss_index)
+                    embedder.id, files, settings.faiss_index, [str(Path(p).resolve()) for p in paths])
     return BuildReport(index_dir, len(files), len(chunks), embedded, len(texts) - len(todo),
                        sorted(set(old_files) - set(files)), sorted(set(files) - set(old_files)) if old_files else [],
                        skipped, time.perf_counter() - started)

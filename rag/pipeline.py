@@ -58,7 +58,8 @@ class Pipeline:
         self.retriever = retriever
         self.settings = settings
         self.extractive = ExtractiveAnswerer(idf_from_index(retriever.index), settings.abstain_threshold,
-                                             settings.abstain_threshold_en)
+                                             settings.abstain_threshold_en,
+                                             "\n".join(c.text for c in retriever.index.chunks))
 
     @classmethod
     def load(cls, index_dir: str | Path | None = None, settings: Settings | None = None) -> "Pipeline":

@@ -1,0 +1,536 @@
+"""Gradio chat over the govrag pipeline: UI only; retrieval and answering live in rag/.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--index DIR]     # or: govrag serve
+    GOVRAG_AUTH="user:password" python app.py                       # optional basic auth
+
+API (gradio_client): Client(url).predict("问题", api_name="/ask") -> {"answer", "abstained",
+"citations", "figures", "mode", "timings", ...}; optional k, doc, district, year, filters (JSON).
+
+First start with no index: the page comes up at once, the index is built in a background
+thread (console: tqdm bar; page: status line and progress bar), questions wait for it.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import queue
+import re
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline by default
+
+import gradio as gr  # noqa: E402
+
+from rag.config import Settings, load_settings  # noqa: E402
+from rag.models import Answer, Chunk, Citation, GovragError  # noqa: E402
+
+CONCURRENCY = 8  # answers at once (UI chat and API share this pool)
+LLM_SLOTS = 2  # of which at most this many wait on the LLM; the others stay extractive-fast
+_HIDDEN_NOTES = ("asked:", "confidence:", "translation:")
+_MD_ACTIVE = re.compile(r"([\\`*_\[\]{}#|~>!-])")
+
+LABELS: dict[str, dict[str, str]] = {
+    "zh": {
+        "title": "## 政务文件问答 · 每个回答都有出处\n离线运行 · 向量 + BM25 混合检索 · 回答中的数字逐一与原文核对",
+        "lang": "界面语言", "chat": "对话", "question": "问题", "send": "提问", "clear": "清空",
+        "placeholder": "例如:即墨区2022年新建了多少个5G基站?", "examples": "示例问题(取自文件)",
+        "settings": "检索设置", "k": "引用段落数 (k)", "doc": "文件", "district": "区/街道", "year": "年份",
+        "all": "全部", "mode": "回答方式", "extractive": "抽取式(无需大模型)", "llm": "大模型生成",
+        "sources": "### 出处", "no_sources": "提问后,这里显示回答引用的原文段落,引用的句子会高亮。",
+        "closest": "未找到可靠答案。最接近的段落:", "figures": "数字核对", "verified": "已在出处中核实",
+        "unverified": "未在出处中找到", "row": "第{row}项", "lead": "牵头单位", "deadline": "时限/进展",
+        "status": "索引:{docs} 个文件 · {chunks} 个片段 · 向量模型 {embedder} · 模式:{mode}",
+        "took": " · 上次用时 {s:.2f} 秒", "building": "首次启动:正在建立索引(约一分钟)…",
+        "loading": "正在加载索引和模型…", "failed": "索引不可用:{error}", "empty": "请输入问题。",
+        "wait": "正在建立索引,完成后自动回答…", "error": "出错了:{error}", "busy": "大模型繁忙,已改用抽取式回答",
+        "embedding": "向量化 {n}/{total} 个片段",
+    },
+    "en": {
+        "title": "## Government documents Q&A · every answer cited\n"
+                 "Offline · hybrid dense + BM25 retrieval · every figure checked against its source",
+        "lang": "Language", "chat": "Chat", "question": "Question", "send": "Ask", "clear": "Clear",
+        "placeholder": "e.g. How many 5G base stations did Jimo build in 2022?",
+        "examples": "Example questions (from the documents)", "settings": "Retrieval settings",
+        "k": "Passages cited (k)", "doc": "Document", "district": "District", "year": "Year", "all": "All",
+        "mode": "Answer mode", "extractive": "Extractive (no LLM)", "llm": "LLM",
+        "sources": "### Sources", "no_sources": "Ask a question; the cited passages show here with the quoted span highlighted.",
+        "closest": "No reliable answer found. Closest passages:", "figures": "Figures",
+        "verified": "verified in the source", "unverified": "not found in the sources", "row": "Row {row}",
+        "lead": "Lead unit", "deadline": "Deadline / status",
+        "status": "Index: {docs} documents · {chunks} chunks · embedder {embedder} · mode: {mode}",
+        "took": " · last answer {s:.2f} s", "building": "First start: building the index (about a minute)…",
+        "loading": "Loading the index and model…", "failed": "Index unavailable: {error}",
+        "empty": "Please type a question.", "wait": "Building the index; the answer follows when it is ready…",
+        "error": "Error: {error}", "busy": "LLM busy; extractive answer instead",
+        "embedding": "embedding {n}/{total} chunks",
+    },
+}
+
+CSS = """
+.gr-cards {display:flex; flex-direction:column; gap:10px}
+.gr-card {border:1px solid var(--border-color-primary); border-radius:10px; padding:10px 12px;
+  background:var(--background-fill-secondary)}
+.gr-card-head {font-weight:600; margin-bottom:2px}
+.gr-card-n {display:inline-block; min-width:1.8em; color:var(--color-accent); font-weight:700}
+.gr-card-meta {font-size:0.85em; color:var(--body-text-color-subdued); margin-bottom:6px}
+.gr-card-text {font-size:0.92em; line-height:1.6; white-space:pre-wrap; max-height:16em; overflow:auto}
+.gr-card-text mark {background:#ffe58a; color:inherit; padding:0 1px; border-radius:2px}
+.gr-figs {font-size:0.9em; margin-bottom:4px}
+.gr-fig {display:inline-block; border-radius:6px; padding:1px 7px; margin:2px 4px 2px 0}
+.gr-fig.ok {background:#e3f6e5; color:#17612a} .gr-fig.bad {background:#fde8e8; color:#9b1c1c}
+.gr-muted {color:var(--body-text-color-subdued); font-size:0.92em}
+#gr-status {font-size:0.88em; color:var(--body-text-color-subdued)}
+"""
+THEME = gr.themes.Soft(font=["Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "system-ui", "sans-serif"],
+                       font_mono=["ui-monospace", "monospace"])
+
+
+def esc(text: Any) -> str:
+    """HTML-escaped text (everything from documents or the question goes through this)."""
+    return html.escape(str(text), quote=True)
+
+
+def esc_md(text: Any) -> str:
+    """Text for a Markdown message: HTML-escaped, then Markdown syntax made literal."""
+    return _MD_ACTIVE.sub(r"\\\1", esc(text))
+
+
+# ---------------------------------------------------------------- the pipeline, maybe built late
+
+class PipelineHolder:
+    """The pipeline, or a zero-argument factory run in a background thread (first-start build)."""
+
+    def __init__(self, pipeline_or_factory: Any, index_dir: str | Path | None = None) -> None:
+        self._pipeline: Any = None
+        self._error: BaseException | None = None
+        self._ready = threading.Event()
+        self.building = index_dir is not None and not (Path(index_dir) / "CURRENT").is_file()
+        if hasattr(pipeline_or_factory, "ask"):
+            self._pipeline = pipeline_or_factory
+            self._ready.set()
+        else:
+            threading.Thread(target=self._run, args=(pipeline_or_factory,), name="govrag-load", daemon=True).start()
+
+    def _run(self, factory: Callable[[], Any]) -> None:
+        try:
+            self._pipeline = factory()
+        except BaseException as exc:  # noqa: BLE001 - shown in the page
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The pipeline (waiting for a build); GovragError when it could not be made."""
+        if not self._ready.wait(timeout):
+            raise GovragError("the index is still being built")
+        if self._error is not None:
+            raise GovragError(str(self._error) or type(self._error).__name__)
+        return self._pipeline
+
+    def progress(self, lang: str) -> tuple[float | None, str]:
+        """(fraction or None, text) while loading, read from the build's tqdm bar."""
+        from tqdm import tqdm
+
+        L = LABELS[lang]
+        for bar in list(getattr(tqdm, "_instances", [])):
+            if getattr(bar, "desc", "") == "embedding" and bar.total:
+                return bar.n / bar.total, L["embedding"].format(n=bar.n, total=bar.total)
+        return None, L["building" if self.building else "loading"]
+
+
+# ---------------------------------------------------------------- facts about the index
+
+class Corpus:
+    """What the UI shows about an index: chunks by id, filter choices, example questions."""
+
+    _FIG = re.compile(r"(新增|新建|建成|完成|培育|引进|改造)([^,,。;;、\d][^,,。;;、]{1,9}?)\d+(?:\.\d+)?\s*"
+                      r"(个|处|家|座|所|公里|户|条|项|台)")
+
+    def __init__(self, pipeline: Any) -> None:
+        index = pipeline.retriever.index
+        self.chunks: dict[str, Chunk] = {c.id: c for c in index.chunks}
+        self.manifest: dict[str, Any] = index.manifest
+        titles: dict[str, Counter] = {}
+        for c in index.chunks:
+            titles.setdefault(c.doc, Counter())[c.meta.get("title") or c.doc] += 1
+        self.docs = [(f"{t.most_common(1)[0][0][:30]} ({doc})", doc) for doc, t in sorted(titles.items())]
+        self.districts = sorted({str(c.meta["district"]) for c in index.chunks if c.meta.get("district")})
+        self.years = sorted({str(c.meta["year"]) for c in index.chunks if c.meta.get("year")}, reverse=True)
+        self.examples = self._examples(index.chunks)
+
+    def _examples(self, chunks: list[Chunk], n: int = 4) -> list[str]:
+        """A few questions made from task rows/items: a target figure, progress, lead unit."""
+        out: list[str] = []
+        rows = [c for c in chunks if c.kind in ("task_row", "task_item") and c.meta.get("task")]
+
+        def where(c: Chunk) -> str:
+            return f"{c.meta.get('district', '')}{str(c.meta['year']) + '年' if c.meta.get('year') else ''}"
+
+        for c in rows:
+            m = self._FIG.search(c.meta["task"])
+            if m:
+                out.append(f"{where(c)}{m.group(1)}{m.group(2)}的目标是多少{m.group(3)}?")
+                break
+        done = [c for c in rows if c.kind == "task_row" and c.meta.get("progress") and len(c.meta["task"]) <= 16]
+        if done:
+            out.append(f"{where(done[0])}“{done[0].meta['task']}”进展如何?")
+        lead = [c for c in rows if c.meta.get("lead_unit") and len(c.meta["task"]) <= 12
+                and all(c.doc != d.doc for d in done[:1])]
+        if lead:
+            out.append(f"{where(lead[-1])}“{lead[-1].meta['task']}”由哪个单位牵头?")
+        sections = [c for c in chunks if c.kind == "section" and len(c.heading_path) > 1
+                    and c.meta.get("doc_kind") == "work_report"]
+        if sections:
+            out.append(f"{sections[0].meta.get('title', '')}提到了哪些重点工作?")
+        return list(dict.fromkeys(q for q in out if q))[:n]
+
+    def status(self, lang: str, mode: str) -> str:
+        L = LABELS[lang]
+        return L["status"].format(docs=len(self.manifest.get("documents", {})), chunks=len(self.chunks),
+                                  embedder=self.manifest.get("embedder", "?"), mode=L[mode])
+
+
+# ---------------------------------------------------------------- rendering (pure functions)
+
+def highlight(text: str, start: int, end: int, window: int = 700) -> str:
+    """Escaped chunk text with [start, end) in <mark>; long texts cut around the mark."""
+    start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
+    lo, hi = 0, len(text)
+    if len(text) > window:
+        lo, hi = max(0, start - window // 3), min(len(text), max(end, start) + window // 3)
+    pre, post = ("…" if lo > 0 else ""), ("…" if hi < len(text) else "")
+    if end <= start:
+        return pre + esc(text[lo:hi]) + post
+    return f"{pre}{esc(text[lo:start])}<mark>{esc(text[start:end])}</mark>{esc(text[end:hi])}{post}"
+
+
+def render_card(c: Citation, chunk: Chunk | None, lang: str, mark: bool = True) -> str:
+    """One citation: title, district/year, task row or heading path, chunk text with the quoted
+    span in <mark> (no mark for the closest passages of an abstention)."""
+    L = LABELS[lang]
+    meta = {**(chunk.meta if chunk else {}), **c.meta}
+    parts = [str(meta[key]) for key in ("district", "year") if meta.get(key)]
+    if meta.get("year"):
+        parts[-1] += "年" if lang == "zh" else ""
+    if meta.get("row") is not None:  # a task row: number, lead unit, deadline
+        parts.append(L["row"].format(row=meta["row"]))
+    elif any(c.heading_path[1:]):  # a section or task item: where it sits
+        parts.append(" › ".join(h for h in c.heading_path[1:] if h))
+    parts += [f"{L[key]}: {meta[name]}" for key, name in (("lead", "lead_unit"), ("deadline", "deadline"))
+              if meta.get(name)]
+    if chunk is None:
+        body = f"<mark>{esc(c.quote)}</mark>" if mark else esc(c.quote)
+    elif not mark:
+        body = highlight(chunk.text, 0, 0)
+    else:
+        s = c.start - chunk.start
+        if chunk.text[s:c.end - chunk.start].strip() != c.quote.strip():
+            s = chunk.text.find(c.quote)
+        body = highlight(chunk.text, s, s + len(c.quote)) if s >= 0 else f"<mark>{esc(c.quote)}</mark>"
+    return (f'<div class="gr-card"><div class="gr-card-head"><span class="gr-card-n">[{int(c.n)}]</span>'
+            f'{esc(c.title or c.doc)}</div><div class="gr-card-meta">{esc(" · ".join(parts))}'
+            f' · <code>{esc(c.doc)}</code></div><div class="gr-card-text">{body}</div></div>')
+
+
+def render_sources(answer: Answer | None, chunks: dict[str, Chunk], lang: str) -> str:
+    """The sources panel: figure checks, then one card per citation (or closest passages)."""
+    L = LABELS[lang]
+    if answer is None:
+        return f'<p class="gr-muted">{esc(L["no_sources"])}</p>'
+    out = []
+    if answer.figures:
+        figs = "".join(f'<span class="gr-fig {"ok" if f.verified else "bad"}" '
+                       f'title="{esc(L["verified" if f.verified else "unverified"])}">'
+                       f'{"✓" if f.verified else "✗"} {esc(f.text)}'
+                       f'{f" [{int(f.citation)}]" if f.citation is not None else ""}</span>' for f in answer.figures)
+        out.append(f'<div class="gr-figs">{esc(L["figures"])}: {figs}</div>')
+    cites = answer.citations
+    if answer.abstained or not cites:
+        out.append(f'<p class="gr-muted">{esc(L["closest"])}</p>')
+        cites = answer.passages
+    out += [render_card(c, chunks.get(c.chunk_id), lang, mark=cites is answer.citations) for c in cites]
+    return f'<div class="gr-cards">{"".join(out)}</div>'
+
+
+def render_message(answer: Answer) -> str:
+    """The chat message: the answer text and the notes worth showing, escaped."""
+    notes = [n for n in answer.notes if not n.startswith(_HIDDEN_NOTES)]
+    return esc_md(answer.answer) + "".join(f"\n\n*({esc_md(n)})*" for n in notes)
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """What the `ask` API returns."""
+    d = asdict(answer)
+    return {key: d[key] for key in ("question", "answer", "abstained", "citations", "figures", "mode",
+                                    "timings", "notes", "passages")}
+
+
+# ---------------------------------------------------------------- the app
+
+def parse_filters(doc: str = "", district: str = "", year: str | int = "", filters: str = "") -> dict[str, Any]:
+    """Filters from dropdown values and/or a JSON object string; empty values are dropped."""
+    out: dict[str, Any] = {}
+    if filters and filters.strip():
+        try:
+            out = json.loads(filters)
+        except ValueError as exc:
+            raise GovragError(f"filters must be a JSON object, e.g. {{\"year\": 2022}} ({exc})") from exc
+        if not isinstance(out, dict):
+            raise GovragError("filters must be a JSON object, e.g. {\"year\": 2022}")
+    for key, value in (("doc", doc), ("district", district), ("year", year)):
+        if value not in (None, ""):
+            out[key] = int(value) if key == "year" and str(value).isdigit() else value
+    return {k: v for k, v in out.items() if v not in (None, "", [])}
+
+
+def build_app(pipeline_or_factory: Any, settings: Settings) -> gr.Blocks:
+    """The chat UI and the `ask` API over a Pipeline (or a factory that builds one, run in the background)."""
+    holder = PipelineHolder(pipeline_or_factory, settings.index_dir)
+    llm_slots = threading.BoundedSemaphore(LLM_SLOTS)
+    corpus_cache: list[Corpus] = []
+    modes = ["extractive", "llm"] if settings.llm_configured else ["extractive"]
+
+    def corpus(timeout: float | None = None) -> Corpus:
+        pipeline = holder.get(timeout)
+        if not corpus_cache:
+            corpus_cache.append(Corpus(pipeline))
+        return corpus_cache[0]
+
+    def run(question: str, k: int | None, filters: dict[str, Any], use_llm: bool) -> Iterator[str | Answer]:
+        """Partial answer texts (LLM streaming), then the Answer."""
+        pipeline = holder.get()
+        if not use_llm:
+            yield pipeline.ask(question, k=k, filters=filters)
+            return
+        if not llm_slots.acquire(timeout=settings.llm_timeout):
+            answer = pipeline.ask(question, k=k, filters=filters)
+            answer.notes.append(LABELS["en"]["busy"])
+            yield answer
+            return
+        tokens: queue.Queue = queue.Queue()
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                result["answer"] = pipeline.ask(question, k=k, filters=filters, use_llm=True, on_token=tokens.put)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the request thread
+                result["error"] = exc
+            finally:
+                llm_slots.release()
+                tokens.put(None)
+
+        threading.Thread(target=work, daemon=True).start()
+        text = ""
+        while (tok := tokens.get()) is not None:
+            text += tok
+            yield text
+        if "error" in result:
+            raise result["error"]
+        yield result["answer"]
+
+    def respond(message: str, history: list, k: float, doc: str, district: str, year: str, mode: str,
+                lang: str) -> Iterator[tuple]:
+        L = LABELS[lang]
+        question = (message or "").strip()
+        if not question:
+            raise gr.Error(L["empty"])
+        history = list(history or []) + [{"role": "user", "content": esc_md(question)},
+                                         {"role": "assistant", "content": "…" if holder.ready else L["wait"]}]
+        yield history, gr.skip(), "", gr.skip(), gr.skip()
+        try:
+            answer = None
+            for part in run(question, int(k), parse_filters(doc, district, year), mode == "llm"):
+                if isinstance(part, Answer):
+                    answer = part
+                else:
+                    history[-1] = {"role": "assistant", "content": esc_md(part) + " ▌"}
+                    yield history, gr.skip(), "", gr.skip(), gr.skip()
+            assert answer is not None
+            c = corpus()
+            history[-1] = {"role": "assistant", "content": render_message(answer)}
+            status = esc(c.status(lang, answer.mode) + L["took"].format(s=answer.timings.get("total_ms", 0) / 1000))
+            yield history, render_sources(answer, c.chunks, lang), "", status, answer
+        except GovragError as exc:
+            history[-1] = {"role": "assistant", "content": esc_md(L["error"].format(error=exc))}
+            yield history, gr.skip(), "", gr.skip(), gr.skip()
+
+    def api_ask(question: str, k: int = 0, doc: str = "", district: str = "", year: str = "",
+                filters: str = "", llm: bool = False) -> dict:
+        """Answer one question with citations. k: passages (0 = default); doc/district/year or
+        filters (a JSON object, e.g. {"year": 2022}) narrow the search; llm: use the LLM if configured."""
+        if not (question or "").strip():
+            raise gr.Error("the question is empty")
+        try:
+            answer = None
+            for part in run(question, int(k) or None, parse_filters(doc, district, year, filters), bool(llm)):
+                answer = part if isinstance(part, Answer) else answer
+            return answer_json(answer)
+        except GovragError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def on_load(lang: str, mode: str, progress: gr.Progress = gr.Progress()) -> Iterator[tuple]:
+        """Wait for the pipeline (showing build progress), then fill choices, examples and status."""
+        while not holder.ready:
+            frac, text = holder.progress(lang)
+            progress(frac, desc=text)
+            yield (gr.skip(),) * 4 + (esc(text),)
+            time.sleep(0.5)
+        try:
+            c = corpus()
+        except GovragError as exc:
+            yield (gr.skip(),) * 4 + (esc(LABELS[lang]["failed"].format(error=exc)),)
+            return
+        yield (*choices(c, lang), gr.Dataset(samples=[[q] for q in c.examples]), esc(c.status(lang, mode)))
+
+    def choices(c: Corpus, lang: str) -> tuple:
+        every = [(LABELS[lang]["all"], "")]
+        return (gr.Dropdown(choices=every + c.docs), gr.Dropdown(choices=every + [(d, d) for d in c.districts]),
+                gr.Dropdown(choices=every + [(y, y) for y in c.years]))
+
+    def relabel(lang: str, mode: str, last: Answer | None) -> tuple:
+        L = LABELS[lang]
+        c = corpus_cache[0] if corpus_cache else None
+        every = [(L["all"], "")]
+        return (L["title"], gr.Radio(label=L["lang"]), gr.Chatbot(label=L["chat"]),
+                gr.Textbox(label=L["question"], placeholder=L["placeholder"]), gr.Button(value=L["send"]),
+                gr.Button(value=L["clear"]), gr.Dataset(label=L["examples"]), gr.Accordion(label=L["settings"]),
+                gr.Slider(label=L["k"]), gr.Radio(label=L["mode"], choices=[(L[m], m) for m in modes]),
+                gr.Dropdown(label=L["doc"], choices=every + (c.docs if c else [])),
+                gr.Dropdown(label=L["district"], choices=every + [(d, d) for d in (c.districts if c else [])]),
+                gr.Dropdown(label=L["year"], choices=every + [(y, y) for y in (c.years if c else [])]),
+                L["sources"], render_sources(last, c.chunks if c else {}, lang),
+                esc(c.status(lang, mode)) if c else gr.skip())
+
+    L = LABELS["zh"]
+    with gr.Blocks(title="govrag", analytics_enabled=False) as demo:
+        with gr.Row(equal_height=True):
+            title = gr.Markdown(L["title"])
+            lang = gr.Radio([("中文", "zh"), ("English", "en")], value="zh", label=L["lang"], scale=0, min_width=260,
+                            elem_id="gr-lang")
+        status = gr.HTML(esc(L["building" if holder.building else "loading"]), elem_id="gr-status")
+        with gr.Row():
+            with gr.Column(scale=5):
+                chatbot = gr.Chatbot(label=L["chat"], height=400, elem_id="gr-chat", buttons=["copy"],
+                                     feedback_options=None)
+                with gr.Row(equal_height=True):
+                    box = gr.Textbox(label=L["question"], placeholder=L["placeholder"], scale=5, lines=1,
+                                     max_lines=4, elem_id="gr-question", autofocus=True, show_label=False,
+                                     container=False)
+                    send = gr.Button(L["send"], variant="primary", scale=1, elem_id="gr-send")
+                    clear = gr.Button(L["clear"], scale=0, min_width=80)
+                examples = gr.Dataset(label=L["examples"], components=[box], samples=[], elem_id="gr-examples")
+                with gr.Accordion(L["settings"], open=True) as acc:
+                    with gr.Row():
+                        k = gr.Slider(1, 20, value=settings.k, step=1, label=L["k"])
+                        mode = gr.Radio([(L[m], m) for m in modes], value="extractive", label=L["mode"])
+                    with gr.Row():
+                        doc = gr.Dropdown([(L["all"], "")], value="", label=L["doc"])
+                        district = gr.Dropdown([(L["all"], "")], value="", label=L["district"])
+                        year = gr.Dropdown([(L["all"], "")], value="", label=L["year"])
+            with gr.Column(scale=4):
+                sources_title = gr.Markdown(L["sources"])
+                sources = gr.HTML(render_sources(None, {}, "zh"), elem_id="gr-sources")
+        last = gr.State(None)
+
+        ask_inputs = [box, chatbot, k, doc, district, year, mode, lang]
+        ask_outputs = [chatbot, sources, box, status, last]
+        for trigger in (box.submit, send.click):
+            trigger(respond, ask_inputs, ask_outputs, api_visibility="undocumented", concurrency_id="answer",
+                    show_progress="minimal")
+        examples.click(lambda sample: sample[0] if isinstance(sample, list) else sample, examples, box,
+                       api_visibility="private", queue=False).then(
+            respond, ask_inputs, ask_outputs, api_visibility="private", concurrency_id="answer",
+            show_progress="minimal")
+        clear.click(lambda lang_: ([], render_sources(None, {}, lang_), None), lang, [chatbot, sources, last],
+                    api_visibility="private", queue=False)
+        lang.change(relabel, [lang, mode, last],
+                    [title, lang, chatbot, box, send, clear, examples, acc, k, mode, doc, district, year,
+                     sources_title, sources, status], api_visibility="private", queue=False)
+        mode.change(lambda lang_, m: esc(corpus_cache[0].status(lang_, m)) if corpus_cache else gr.skip(),
+                    [lang, mode], status, api_visibility="private", queue=False)
+        demo.load(on_load, [lang, mode], [doc, district, year, examples, status], api_visibility="private",
+                  concurrency_limit=None, show_progress_on=[status])
+        gr.api(api_ask, api_name="ask", concurrency_id="answer")
+    return demo
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """GOVRAG_AUTH="user:password" -> (user, password); unset -> None."""
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not (sep and user and password):
+        raise GovragError('GOVRAG_AUTH must look like "user:password"')
+    return user, password
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
+           **kwargs: Any) -> Any:
+    """Queue (bounded concurrency) and start the server with the app's theme and CSS."""
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    return demo.launch(server_name=host, server_port=port, auth=auth, theme=THEME, css=CSS, ssr_mode=False,
+                       footer_links=["api"], **kwargs)
+
+
+def _factory(settings: Settings) -> Callable[[], Any]:
+    """Load the pipeline; first build the index over settings.docs when there is none."""
+
+    def make() -> Any:
+        from rag.index import build_index
+        from rag.pipeline import Pipeline
+
+        if not (Path(settings.index_dir) / "CURRENT").is_file():
+            print(f"govrag: no index at {settings.index_dir}; building it from {settings.docs} "
+                  "(the chat is already up and shows progress)", file=sys.stderr, flush=True)
+            print(build_index([settings.docs], settings, progress=True).summary(), file=sys.stderr, flush=True)
+        pipeline = Pipeline.load(settings.index_dir, settings)
+        for warm_up in ("政府工作报告", "government work report"):  # load jieba, model, glossary now,
+            pipeline.retriever.search(warm_up, k=1)  # not in the first user's question
+        print(f"govrag: ready ({len(pipeline.retriever.index.chunks)} chunks)", file=sys.stderr, flush=True)
+        return pipeline
+
+    return make
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="app.py", description="govrag chat (Gradio)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--index", help="index folder (default: .govrag/index; built on first start)")
+    p.add_argument("--config", help="TOML settings file")
+    return p
+
+
+def main(args: argparse.Namespace | list[str] | None = None) -> int:
+    """Start the chat (blocks until interrupted). Used by `govrag serve` and `python app.py`."""
+    if not isinstance(args, argparse.Namespace):
+        args = build_parser().parse_args(args)
+    try:
+        settings = load_settings(getattr(args, "config", None), index_dir=getattr(args, "index", None))
+        auth = parse_auth(os.environ.get("GOVRAG_AUTH"))
+        demo = build_app(_factory(settings), settings)
+        print(f"govrag: chat on http://{args.host}:{args.port}" + (" (basic auth)" if auth else ""),
+              file=sys.stderr, flush=True)
+        launch(demo, args.host, args.port, auth, quiet=True)
+    except (GovragError, OSError) as exc:  # bad settings/auth, port taken
+        print(f"govrag: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
