@@ -57,6 +57,7 @@ _MARKERS_RE = {k: (re.compile(c), re.compile(zh), re.compile(en, re.I)) for k, (
 # Words that state where a task stands (what a status question wants to hear).
 STATUS_CUES = re.compile(r"已|完成|尚未|未|正在|暂缓|推进中|完工|竣工|开业|开街|投用|投入使用|通车|下发|出台|清零|到位|达标|验收|挂牌|运营|签约")
 _SUM = re.compile(r"合计|总共|一共|加起来|总和|共计|\bcombined\b|\btotal\b|\bsum\b|\baltogether\b", re.I)
+_TIME_LIMIT = re.compile(r"完成时限|时限|期限|截止|deadline|time limit|due", re.I)
 _PUBLISH = re.compile(r"发布|印发|成文|公布|published|issued|released|dated", re.I)
 _DOC_SELF = re.compile(r"这份|该文件|本文件|文件|情况表|进展表|报告|通知|文章|新闻|报道|资讯|消息|稿件|this (?:document|report|table|article|notice|list)|the (?:document|report|table|article|notice)", re.I)
 _PER_UNIT = re.compile(rf"(?:每|人均|户均|亩均|平均每)({'|'.join(map(re.escape, UNITS))})|(亩|人|户)(?:产|均)")
@@ -66,7 +67,8 @@ _CLAUSE = re.compile(r"[^,,。!?;!?;\n:]+")
 QUESTION_WORDS = frozenset(
     "多少 哪些 哪个 哪家 哪几 什么 何时 时候 时间 之前 以前 情况 如何 怎么 怎么样 是否 有没有 目前 具体 分别 "
     "提出 计划 要求 目标 一共 总共 大约 哪天 发布 文件 报告 政府 工作 政府工作报告 这项 任务 这份 里 中 年 月 "
-    "主办 单位 主办单位 牵头 牵头单位 部门 负责 完成 时限 完成时限 进展".split())
+    "主办 单位 主办单位 牵头 牵头单位 部门 负责 完成 时限 完成时限 进展 多长 多大 多高 多重 多远 多久 "
+    "要 能 能够 可以 会 有 哪 哪里 哪儿 多 几 是 为 了 吗 呢 到 把 给 让 被 后 前 大约 约 左右 能达到 达到".split())
 AMOUNT_UNITS = {"元", "美元"}
 SHARE_UNITS = {"%", "个百分点", "百分点"}
 QUANTITY_UNITS = COUNT_UNITS | {"人", "人次", "亩", "吨", "平方米", "立方米", "公里", "千米", "米", "辆", "场",
@@ -318,8 +320,9 @@ class ExtractiveAnswerer:
                         score += 0.05
                     qs, qe = self._quote_window(text, s_start, s_end, s_start + ctx, s_start + cm.end())
                     lead = figure.text if figure is not None else ""
-                    if ask.asked in ("status", "entity", "fact") and figure is None:
-                        lead = cm.group(0).strip() if len(cm.group(0).strip()) <= 40 else ""
+                    own = cm.group(0).strip()
+                    if ask.asked in ("status", "entity", "fact") and (figure is None or len(own) <= 40):
+                        lead = own if len(own) <= 40 else lead  # a phrase answers these, not a number
                     out.append(Candidate(hi, score, qs, qe, figure, lead, frozenset(s_hit | c_hit), role, ask.asked))
         return out
 
@@ -414,7 +417,7 @@ class ExtractiveAnswerer:
                 return self._meta_answer(q, hits, i, hits[i].chunk.meta["publish_date"], asked)
         parts = split_parts(q.text, q.lang) if is_multi(q.text, q.lang) else [q.text]
         chosen: list[Candidate] = []
-        confidence = 1.0
+        confidences: list[float] = []
         for part in parts:
             part_tokens = set(tokenize(part))
             part_weights = weights if len(parts) == 1 else {
@@ -425,17 +428,15 @@ class ExtractiveAnswerer:
             pick = next((c for c in cands if all(
                 (c.hit, c.quote_start) != (o.hit, o.quote_start) or c.lead != o.lead for o in chosen)
                 and not any(c.figure and o.figure and abs(c.figure.value - o.figure.value) < 1e-9 for o in chosen)), None)
-            if pick is None:
-                continue
-            conf = self._confidence(q, hits, pick, ask)
-            if chosen and conf < self.thresholds[q.lang]:
-                continue  # the second half is not found: answer the first
-            chosen.append(pick)
-            confidence = min(confidence, conf)
-        if not chosen:
-            return self._abstain(q, hits, "no sentence in the retrieved passages")
-        if confidence < self.thresholds[q.lang]:
-            return self._abstain(q, hits, f"confidence {confidence:.2f} below {self.thresholds[q.lang]}")
+            if pick is not None:
+                chosen.append(pick)
+                confidences.append(self._confidence(q, hits, pick, ask))
+        threshold = self.thresholds[q.lang]
+        kept = [c for c, conf in zip(chosen, confidences) if conf >= threshold]
+        if not kept:  # no half of the question is found with enough evidence
+            why = f"confidence {max(confidences):.2f} below {threshold}" if confidences else "no sentence found"
+            return self._abstain(q, hits, why)
+        chosen, confidence = kept, min(conf for conf in confidences if conf >= threshold)
         return self._compose(q, hits, chosen, asked, confidence)
 
     def _confidence(self, q: Query, hits: list[Hit], best: Candidate, ask: "Ask") -> float:
@@ -466,19 +467,21 @@ class ExtractiveAnswerer:
                         c.start + qs, c.start + qe, round(hit.score, 6), keep)
 
     @staticmethod
-    def _meta_lead(hit: Hit, asked: str) -> str | None:
-        """The task row's own lead-unit or deadline cell, when that is what is asked."""
+    def _meta_lead(q: Query, cand: Candidate, hit: Hit, asked: str) -> str | None:
+        """The task row's own cell when that is what is asked: the lead unit; the deadline
+        when the question asks for the time limit (or no date of the event is quoted)."""
         meta = hit.chunk.meta
         if asked == "unit" and meta.get("lead_unit"):
             return meta["lead_unit"]
-        if asked == "deadline" and meta.get("deadline") and meta["deadline"] != "已完成":
+        if asked == "deadline" and meta.get("deadline") and meta["deadline"] != "已完成" \
+                and (_TIME_LIMIT.search(q.text) or cand.figure is None or cand.figure.unit != "date"):
             return meta["deadline"]
         if asked == "status" and meta.get("deadline") == "已完成":
-            return "已完成"
+            return f"已完成({cand.lead})" if cand.lead and cand.role == "achieved" else "已完成"
         return None
 
     def _lead_text(self, q: Query, cand: Candidate, hit: Hit, asked: str) -> str:
-        meta_lead = self._meta_lead(hit, asked)
+        meta_lead = self._meta_lead(q, cand, hit, asked)
         if meta_lead:
             return meta_lead
         f = cand.figure
