@@ -301,14 +301,23 @@ def _windows(text: str, start: int, end: int, budget: int, overlap: int) -> list
     return windows
 
 
+def _is_bare(par: str) -> bool:
+    """A short line with no sentence in it (a heading, if anything follows it)."""
+    return "。" not in par and len(par.strip()) <= 40 and _heading_of(par) is not None
+
+
 def chunk_report(doc: Document, b: _Builder, budget: int = 300, overlap: int = 40) -> None:
     """One chunk per section paragraph (一、/(一)/numbered), long ones split at sentence ends."""
     text = b.source.text
     path: list[str] = []
     expected = {1: 1, 2: 1}
     n = 0
-    for s, e in _paragraphs(text, doc.start, doc.end):
+    pars = _paragraphs(text, doc.start, doc.end)
+    for i, (s, e) in enumerate(pars):
         head = _heading_of(text[s:e])
+        marked = bool(_TOP_HEADING.match(text[s:e]) or _SUB_HEADING.match(text[s:e]))
+        if head and not marked and (i + 1 == len(pars) or _is_bare(text[pars[i + 1][0]:pars[i + 1][1]])):
+            head = None  # a short unmarked line with no content after it is content itself
         if head:
             level, title = head
             m = _TOP_HEADING.match(text[s:e]) or _SUB_HEADING.match(text[s:e])
@@ -326,7 +335,7 @@ def chunk_report(doc: Document, b: _Builder, budget: int = 300, overlap: int = 4
                 continue
             if head:
                 path = (path[:1] + [title]) if level == 2 and path else [title]
-                if "。" not in text[s:e] and e - s <= 40:
+                if _is_bare(text[s:e]) and i + 1 < len(pars):
                     continue  # a bare heading line: it heads the paragraphs that follow
         for ws, we in _windows(text, s, e, budget, overlap):
             n += 1

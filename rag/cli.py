@@ -14,8 +14,9 @@ from .config import load_settings
 from .models import Answer, GovragError
 
 
-def _print_answer(answer: Answer) -> None:
-    print(answer.answer)
+def _print_answer(answer: Answer, text: bool = True) -> None:
+    if text:  # (already shown when the answer was streamed)
+        print(answer.answer)
     for note in answer.notes:
         if not note.startswith(("asked:", "confidence:", "translation:")):
             print(f"  ({note})")
@@ -57,24 +58,33 @@ def cmd_chunks(args: argparse.Namespace) -> int:
 
 
 def _pipeline(args: argparse.Namespace):
-    from .pipeline import Pipeline
+    from .pipeline import Pipeline, clean_question
 
     settings = load_settings(args.config, index_dir=args.index)
+    # A bad question or k fails at once, before the index and the model are loaded.
+    clean_question(args.question, settings.max_question_chars)
+    if args.k is not None and not 1 <= args.k <= 50:
+        raise GovragError(f"k must be between 1 and 50, not {args.k}")
     return Pipeline.load(settings.index_dir, settings)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
-    stream = None
+    stream, streamed = None, []
     if args.llm and not args.json:
-        stream = lambda tok: print(tok, end="", flush=True)  # noqa: E731
+        def stream(tok: str) -> None:
+            streamed.append(tok)
+            print(tok, end="", flush=True)
     answer = pipeline.ask(args.question, k=args.k, use_llm=args.llm, on_token=stream)
     if args.json:
         print(json.dumps(asdict(answer), ensure_ascii=False, indent=1))
-    else:
-        if stream:
-            print("\n")
-        _print_answer(answer)
+        return 0
+    shown = stream is not None and "".join(streamed).strip() == answer.answer.strip()
+    if stream:
+        print("\n")
+        if not shown:  # the streamed LLM text was rejected (see the note); the answer follows
+            print("(the text above was not used; the answer is:)")
+    _print_answer(answer, text=not shown)
     return 0
 
 
@@ -153,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # e.g. an index folder that cannot be created or written
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"govrag: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Callable
 
-from .answer import ExtractiveAnswerer, idf_from_index, is_multi, split_parts
+from .answer import QUESTION_WORDS, ExtractiveAnswerer, idf_from_index, is_multi, split_parts
 from .config import Settings, load_settings
 from .grounding import find_figures, same_figure
+from .index import tokenize
 from .models import Answer, Citation, Figure, GovragError, Hit
 from .english import detect_language
 from .retriever import Query, Retriever, understand_part
@@ -38,15 +39,20 @@ def clean_question(question: Any, max_chars: int) -> str:
     return text
 
 
-def verify_figures(answer: Answer, hits: list[Hit]) -> None:
+def verify_figures(answer: Answer, hits: list[Hit], topic: set[str] | None = None) -> None:
     """Fill answer.figures: each figure of the answer text, checked against its cited chunks
-    (the figures inside quoted spans are the sources' own and are not listed again)."""
+    (the figures inside quoted spans are the sources' own and are not listed again). With
+    `topic` (the question's content tokens), a figure counts only when the cited sentence that
+    holds it shares one of them, so a figure lifted from an unrelated (or injected) sentence
+    is not verified."""
     lead = re.sub(r"“[^”]*”", "", answer.answer)
     cited = {c.n: next((h.chunk.text for h in hits if h.chunk.id == c.chunk_id), c.quote)
              for c in answer.citations}
     figures = []
     for f in find_figures(lead):
-        where = next((n for n, text in cited.items() if any(same_figure(f, g) for g in find_figures(text))), None)
+        where = next((n for n, text in cited.items() for m in _SENT.finditer(text)
+                      if any(same_figure(f, g) for g in find_figures(m.group(0)))
+                      and (topic is None or topic & set(tokenize(m.group(0))))), None)
         figures.append(Figure(f.text, f.value, f.unit, where is not None, where))
     answer.figures = figures
 
@@ -152,7 +158,7 @@ class Pipeline:
                                       chunk.start + span[1], round(hits[n - 1].score, 6),
                                       {k: v for k, v in chunk.meta.items() if k in ("row", "lead_unit", "deadline")}))
         answer = Answer(q.text, text, citations, [], False, "llm", {}, q.lang)
-        verify_figures(answer, hits)
+        verify_figures(answer, hits, {t for t, _ in q.bm25_tokens if t not in QUESTION_WORDS and not t.isdigit()})
         bad = [f for f in answer.figures if not f.verified]
         if not citations or (answer.figures and len(bad) > len(answer.figures) / 2):
             why = "cited no source" if not citations else f"{len(bad)} of {len(answer.figures)} figures not found in the cited sources"
