@@ -367,6 +367,8 @@ class ExtractiveAnswerer:
                 continue
             if f.value == 1 and f.text.startswith("一"):
                 continue  # "一批 / 一条": an article, not a quantity
+            if f.unit == "期" and f.text[0] in "一二三四五六七八九十":
+                continue  # "四期": a phase of a project, not a quantity
             fit = _unit_fit(f, ask.asked, ask.unit)
             if fit > best_fit:
                 best, best_fit = f, fit
@@ -460,10 +462,16 @@ class ExtractiveAnswerer:
             + 0.5 * self._coverage(local, ask.weights)[0] / total
         if contradicts(chunk, q.years, q.districts) and contradicts(chunk, ask.years, ask.districts):
             conf = min(conf, 0.1)
-        if ask.asked in ("count", "amount", "share"):
-            conf -= 0.3 if _unit_fit(best.figure, ask.asked, ask.unit) < 0 else 0.0
+        if ask.asked in ("count", "amount", "share") and _unit_fit(best.figure, ask.asked, ask.unit) < 0:
+            conf -= 0.3 if ask.asked == "count" else 0.5  # no figure of the asked kind at all
         if ask.wants and best.role and best.role != ask.wants and not (ask.wants == "target" and best.role == "plan"):
             conf -= 0.15
+        if ask.wants and not best.role:  # outside task rows the clause's own wording tells
+            own = chunk.text[best.quote_start:best.quote_end]
+            cue = {k: bool(c.search(own)) for k, (c, _, _) in _MARKERS_RE.items()}
+            other = "target" if ask.wants == "achieved" else "achieved"
+            if cue[other] and not cue[ask.wants]:
+                conf -= 0.15
         conf -= 0.3 * len(self._unknown_nouns(q))
         return max(0.0, min(1.0, conf))
 

@@ -85,13 +85,15 @@ def understand_part(part: str, whole: Query) -> Query:
 def contradicts(chunk: Chunk, years: list[int], districts: list[str]) -> bool:
     """True when the chunk is about another year or district than the question names (and
     does not mention the named one). A work report of year Y also reviews year Y-1, and a
-    news item is also of its publication year."""
+    news item is also about its publication year."""
     meta = chunk.meta
     year, district = meta.get("year"), meta.get("district")
     if years and year is not None and year not in years and not any(str(y) in chunk.text for y in years):
-        ok = {year, int(str(meta.get("publish_date", "0"))[:4] or 0)}
+        ok = {year}
         if meta.get("doc_kind") == "work_report":
             ok.add(year - 1)
+        elif meta.get("doc_kind") == "news" and meta.get("publish_date"):
+            ok.add(int(str(meta["publish_date"])[:4]))
         if not ok & set(years):
             return True
     return bool(districts and district and district not in districts
