@@ -140,10 +140,12 @@ class Index:
     def bm25_scores(self, weighted_tokens: list[tuple[str, float]]) -> np.ndarray:
         """BM25 score of every chunk for weighted query tokens."""
         total = np.zeros(len(self.chunks), dtype=np.float32)
-        vocab = self.bm25.vocab_dict
+        by_weight: dict[float, list[str]] = {}
         for token, weight in weighted_tokens:
-            if token in vocab:
-                total += weight * self.bm25.get_scores([token]).astype(np.float32)
+            if token in self.bm25.vocab_dict:
+                by_weight.setdefault(round(weight, 3), []).append(token)
+        for weight, tokens in by_weight.items():  # one pass per distinct weight
+            total += weight * self.bm25.get_scores(tokens).astype(np.float32)
         return total
 
 
