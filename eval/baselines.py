@@ -18,7 +18,7 @@ from langchain_core.embeddings import Embeddings
 from rag.answer import ExtractiveAnswerer, idf_from_index
 from rag.config import Settings
 from rag.models import Answer, Chunk, Hit
-from rag.pipeline import clean_question, verify_figures
+from rag.pipeline import clean_question, finish
 from rag.retriever import understand
 
 
@@ -93,10 +93,5 @@ class LangChainBaseline:
         t0 = time.perf_counter()
         answer = self.answerer.answer(q, hits[:k])
         timings["answer_ms"] = round((time.perf_counter() - t0) * 1000, 2)
-        t0 = time.perf_counter()
-        verify_figures(answer, hits)
-        timings["verify_ms"] = round((time.perf_counter() - t0) * 1000, 2)
-        timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        answer.timings = timings
-        return answer, hits
+        return finish(answer, hits, timings, started), hits
 

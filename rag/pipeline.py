@@ -57,6 +57,16 @@ def verify_figures(answer: Answer, hits: list[Hit], topic: set[str] | None = Non
     answer.figures = figures
 
 
+def finish(answer: Answer, hits: list[Hit], timings: dict[str, float], started: float) -> Answer:
+    """Check the answer's figures and stamp the timings (verify_ms, total_ms) on it."""
+    t0 = time.perf_counter()
+    verify_figures(answer, hits)
+    timings["verify_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+    timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    answer.timings = timings
+    return answer
+
+
 class Pipeline:
     """The one object the CLI, the app and other programs use."""
 
@@ -111,11 +121,7 @@ class Pipeline:
             if on_token is not None:
                 on_token(answer.answer)
         timings["answer_ms"] = round((time.perf_counter() - t0) * 1000, 2)
-        t0 = time.perf_counter()
-        verify_figures(answer, hits)
-        timings["verify_ms"] = round((time.perf_counter() - t0) * 1000, 2)
-        timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        answer.timings = timings
+        finish(answer, hits, timings, started)
         answer.notes = notes + answer.notes + [f"translation: {q.translation}"] * (q.lang == "en")
         return answer, hits
 
