@@ -31,9 +31,9 @@ ASKED = [
     ("share", r"比例|百分之|百分比|占比|多少%|比率|(?:率|增速|增幅|增长)[^,。??]{0,5}(?:多少|几)|(?:多少|几)个百分点",
      r"\bpercent|\bpercentage\b|\bshare\b|\brate\b|\bratio\b|\bgrowth\b|%"),
     ("amount", r"(?:多少|几)(?:钱|元|亿|万元|美元)|(?:投资|资金|金额|产值|销售额|营收|收入|贷款|融资|预算|投入|总值|利润)[^,。??]{0,6}(?:多少|几)|多少(?:投资|资金|金额)",
-     r"\bhow much (?:money|funding|capital)|\binvest|\byuan\b|\bmoney\b|\bfunding\b|\bfunds?\b|\brevenue\b|\bloans?\b|\bbudget\b|\bcost\b|\bspen[dt]\b|\bsales\b|\bgdp\b|\bgross domestic\b|\bincome\b|\bprofit|\b(?:export|output|production) value\b"),
+     r"\bhow much (?:money|funding|capital)|\binvest|\byuan\b|\b(?:us )?dollars?\b|\busd\b|\brmb\b|\bmoney\b|\bfunding\b|\bfunds?\b|\brevenue\b|\bloans?\b|\bbudget\b|\bcost\b|\bspen[dt]\b|\bsales\b|\bgdp\b|\bgross domestic\b|\bincome\b|\bprofit|\b(?:export|output|production) value\b"),
     ("count", r"多少|几个|几家|几处|几项|几条|几座|几所|几批|几次|几场|几人|几辆|数量|规模|多大|多长|多高|多重|多远",
-     r"\bhow (?:many|much|large|big|long|high|far)\b|\bnumber of\b|\bcount\b|\bsize\b|\bwhat (?:was|is|were|are) the (?:target|number|total|quota|figure|capacity|area|length|volume|scale|throughput|output)\b"
+     r"\bhow (?:many|much|large|big|long|high)\b|\bnumber of\b|\bcount\b|\bsize\b|\bwhat (?:was|is|were|are) the (?:target|number|total|quota|figure|capacity|area|length|volume|scale|throughput|output)\b"
      r"|\b(?:target|quota|capacity|throughput)\b"),
     ("status", r"完成了吗|完成没有|是否完成|是否已|进展|进度|情况如何|怎么样|什么程度|状态|落实了吗|有没有|是否|吗[??]?$",
      r"\bstatus\b|\bprogress\b|^(?:did|does|do|is|was|were|has|had|have)\b|\bhow far\b"),
