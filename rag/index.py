@@ -385,6 +385,6 @@ def build_index(paths: list[str | Path], settings: Settings, index_dir: str | Pa
             vectors[i] = known[h] if h in known else fresh_by_hash[h]
         write_index(index_dir, chunks, vectors, np.array(view_chunk), [content_hash(t) for t in texts],
                     embedder.id, files, settings.faiss_index, [str(Path(p).resolve()) for p in paths])
-    return BuildReport(index_dir, len(files), len(chunks), embedded, len(texts) - len(todo),
+    return BuildReport(index_dir, len(files), len(chunks), embedded, len(texts) - embedded,
                        sorted(set(old_files) - set(files)), sorted(set(files) - set(old_files)) if old_files else [],
                        skipped, time.perf_counter() - started)
