@@ -58,6 +58,7 @@ _MARKERS_RE = {k: (re.compile(c), re.compile(zh), re.compile(en, re.I)) for k, (
 # Words that state where a task stands (what a status question wants to hear).
 STATUS_CUES = re.compile(r"已|完成|尚未|未|正在|暂缓|推进中|完工|竣工|开业|开街|投用|投入使用|通车|下发|出台|清零|到位|达标|验收|挂牌|运营|签约")
 _SUM = re.compile(r"合计|总共|一共|加起来|总和|共计|\bcombined\b|\btotal\b|\bsum\b|\baltogether\b", re.I)
+_PERSON_Q = re.compile(r"谁|哪位|什么人|\bwho\b", re.I)
 _TIME_LIMIT = re.compile(r"完成时限|时限|期限|截止|deadline|time limit|due", re.I)
 _PUBLISH = re.compile(r"发布|印发|成文|公布|published|issued|released|dated", re.I)
 _DOC_SELF = re.compile(r"这份|该文件|本文件|文件|情况表|进展表|报告|通知|文章|新闻|报道|资讯|消息|稿件|this (?:document|report|table|article|notice|list)|the (?:document|report|table|article|notice)", re.I)
@@ -236,6 +237,7 @@ class Ask:
     given: set[float]
     per_units: set[str]  # "每亩 / 人均": figures in these units are rates' denominators, not answers
     bigrams: set[str]  # the question's Chinese character pairs (phrases jieba may have split)
+    person: bool = False  # the question asks who (a person's name answers it)
 
 
 class ExtractiveAnswerer:
@@ -284,7 +286,7 @@ class ExtractiveAnswerer:
         return got, hit
 
     # ---------------------------------------------------------------- candidates
-    def _candidates(self, hits: list[Hit], ask: "Ask") -> list[Candidate]:
+    def _candidates(self, q: Query, hits: list[Hit], ask: "Ask") -> list[Candidate]:
         weights = ask.weights
         total = sum(weights.values()) or 1.0
         out: list[Candidate] = []
@@ -319,6 +321,8 @@ class ExtractiveAnswerer:
                     score += self._marker_score(cm.group(0), role, ask)
                     if ask.asked == "status" and STATUS_CUES.search(cm.group(0)):
                         score += 0.15
+                    if ask.person and self._person(clause, q):
+                        score += 0.3
                     if ask.years and any(str(y) in clause for y in ask.years):
                         score += 0.05
                     figure = self._pick_figure(cm.group(0), ask, abs_start)
@@ -411,7 +415,7 @@ class ExtractiveAnswerer:
         bigrams = {zh[i:i + 2] for i in range(len(zh) - 1) if re.fullmatch(r"[\u4e00-\u9fff]{2}", zh[i:i + 2])}
         bigrams -= QUESTION_WORDS
         return Ask(asked, asked_unit(text, q.lang) or asked_unit(q.text, q.lang), markers, wants, weights,
-                   years, districts, given, per, bigrams)
+                   years, districts, given, per, bigrams, asked == "entity" and bool(_PERSON_Q.search(text)))
 
     def answer(self, q: Query, hits: list[Hit]) -> Answer:
         """An Answer with the fact first and citations; abstains when the evidence is weak."""
@@ -435,7 +439,7 @@ class ExtractiveAnswerer:
                 t: w * (1.6 if t in part_tokens else 0.5) for t, w in weights.items()}
             part_asked = asked_type(part, q.lang) if len(parts) > 1 else asked
             ask = self._ask(q, part, part_weights, asked if part_asked in ("fact", "entity") else part_asked)
-            cands = sorted(self._candidates(hits, ask), key=lambda c: c.score, reverse=True)
+            cands = sorted(self._candidates(q, hits, ask), key=lambda c: c.score, reverse=True)
             pick = next((c for c in cands if all(
                 (c.hit, c.quote_start) != (o.hit, o.quote_start) or c.lead != o.lead for o in chosen)
                 and not any(c.figure and o.figure and abs(c.figure.value - o.figure.value) < 1e-9 for o in chosen)), None)
@@ -501,10 +505,21 @@ class ExtractiveAnswerer:
         meta_lead = self._meta_lead(q, cand, hit, asked)
         if meta_lead:
             return meta_lead
+        if asked == "entity" and _PERSON_Q.search(q.text):
+            if name := self._person(hit.chunk.text[cand.quote_start:cand.quote_end], q):
+                return name
         f = cand.figure
         if q.lang == "en" and f is not None and f.unit not in ("date", "年"):
             return format_quantity_en(f.value, f.unit, f.text)
         return cand.lead
+
+    @staticmethod
+    def _person(text: str, q: Query) -> str | None:
+        """The first personal name in the quoted text that the question does not already say."""
+        import jieba.posseg
+
+        return next((w for w, flag in jieba.posseg.cut(text) if flag == "nr" and 2 <= len(w) <= 4
+                     and w not in q.text and w not in q.zh_text), None)
 
     def _meta_answer(self, q: Query, hits: list[Hit], i: int, value: str, asked: str) -> Answer:
         hit = hits[i]
