@@ -217,7 +217,6 @@ class Candidate:
     quote_end: int
     figure: Found | None
     lead: str
-    covered: frozenset[str]
     role: str = ""
     asked: str = ""  # the kind of fact this candidate answers (per half of a two-fact question)
 
@@ -271,19 +270,17 @@ class ExtractiveAnswerer:
         return weights
 
     @staticmethod
-    def _coverage(text: str, weights: dict[str, float]) -> tuple[float, set[str]]:
+    def _coverage(text: str, weights: dict[str, float]) -> float:
         """Weight of the question terms found in text; a Chinese term that is not found
         whole earns partial credit for its characters (建成 ~ 新建)."""
         low = text.lower()
-        got, hit = 0.0, set()
+        got = 0.0
         for t, w in weights.items():
             if t in low:
                 got += w
-                hit.add(t)
             elif len(t) > 1 and re.search(r"[\u4e00-\u9fff]", t):
-                share = sum(ch in low for ch in t) / len(t)
-                got += 0.4 * w * share
-        return got, hit
+                got += 0.4 * w * sum(ch in low for ch in t) / len(t)
+        return got
 
     # ---------------------------------------------------------------- candidates
     def _candidates(self, q: Query, hits: list[Hit], ask: "Ask") -> list[Candidate]:
@@ -293,7 +290,7 @@ class ExtractiveAnswerer:
         for hi, hit in enumerate(hits):
             text = hit.chunk.text
             prior = 0.2 / (1 + hi)
-            chunk_cov, _ = self._coverage(hit.chunk.embed_text, weights)
+            chunk_cov = self._coverage(hit.chunk.embed_text, weights)
             regions = _regions(hit)
             meta = hit.chunk.meta
             bonus = prior + 0.2 * chunk_cov / total
@@ -307,12 +304,12 @@ class ExtractiveAnswerer:
                 bonus -= 0.4
             for s_start, s_end in _sentences(hit):
                 sent = text[s_start:s_end]
-                s_cov, s_hit = self._coverage(sent, weights)
+                s_cov = self._coverage(sent, weights)
                 clauses = list(_CLAUSE.finditer(sent))
                 for ci, cm in enumerate(clauses):
                     ctx = clauses[ci - 1].start() if ci and len(cm.group(0)) < 25 else cm.start()
                     clause = sent[ctx:cm.end()]
-                    c_cov, c_hit = self._coverage(clause, weights)
+                    c_cov = self._coverage(clause, weights)
                     score = bonus + 0.3 * s_cov / total + 0.45 * c_cov / total
                     if ask.bigrams:
                         score += 0.3 * sum(g in clause for g in ask.bigrams) / len(ask.bigrams)
@@ -336,7 +333,7 @@ class ExtractiveAnswerer:
                     own = cm.group(0).strip()
                     if ask.asked in ("status", "entity", "fact") and (figure is None or len(own) <= 40):
                         lead = own if len(own) <= 40 else lead  # a phrase answers these, not a number
-                    out.append(Candidate(hi, score, qs, qe, figure, lead, frozenset(s_hit | c_hit), role, ask.asked))
+                    out.append(Candidate(hi, score, qs, qe, figure, lead, role, ask.asked))
         return out
 
     @staticmethod
@@ -462,8 +459,8 @@ class ExtractiveAnswerer:
         chunk = hits[best.hit].chunk
         total = sum(ask.weights.values()) or 1.0
         local = chunk.text[best.quote_start:best.quote_end] + " " + (chunk.heading_path[-1] if chunk.heading_path else "")
-        conf = 0.5 * self._coverage(chunk.embed_text, ask.weights)[0] / total \
-            + 0.5 * self._coverage(local, ask.weights)[0] / total
+        conf = 0.5 * self._coverage(chunk.embed_text, ask.weights) / total \
+            + 0.5 * self._coverage(local, ask.weights) / total
         if contradicts(chunk, q.years, q.districts) and contradicts(chunk, ask.years, ask.districts):
             conf = min(conf, 0.1)
         if ask.asked in ("count", "amount", "share") and _unit_fit(best.figure, ask.asked, ask.unit) < 0:
