@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import app  # noqa: E402
+from helpers import free_port, serve_app  # noqa: E402
 
 QUESTION = "即墨区2022年新建了多少个5G基站?"
 # A document whose text, title and headings carry markup that would run if not escaped.
@@ -23,12 +23,6 @@ EVIL_DOC = """<script>window.__xss=1</script>青岛市某区2022年重点工作�
 2.改造老旧小区<a href="javascript:window.__xss=5">45个</a>,由区住房城乡建设局牵头。
 """
 EVIL_QUESTION = '<img src=x onerror="window.__xss=6"><script>window.__xss=7</script>新建污水处理厂几座?'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def build_evil_index(folder: Path, settings) -> Path:
@@ -43,19 +37,11 @@ def build_evil_index(folder: Path, settings) -> Path:
     return folder / "index"
 
 
-def serve(pipeline, settings):
-    """Launch the app in this process on a free port; returns (demo, url)."""
-    demo = app.build_app(pipeline, settings)
-    port = free_port()
-    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    return demo, f"http://127.0.0.1:{port}/"
-
-
 @pytest.fixture(scope="module")
 def client(pipeline, settings):
     from gradio_client import Client
 
-    demo, url = serve(pipeline, settings)
+    demo, url = serve_app(pipeline, settings)
     yield Client(url, verbose=False)
     demo.close()
 
@@ -114,7 +100,7 @@ def test_html_from_documents_and_question_is_escaped(tmp_path_factory, settings)
     from rag.pipeline import Pipeline
 
     index = build_evil_index(tmp_path_factory.mktemp("evil"), settings)
-    demo, url = serve(Pipeline.load(index, settings), settings)
+    demo, url = serve_app(Pipeline.load(index, settings), settings)
     try:
         client = Client(url, verbose=False)
         doc_chat, doc_sources, _, doc_status = client.predict(
@@ -162,7 +148,7 @@ def test_llm_answers_stream_and_do_not_block_extractive_ones(pipeline, settings,
     from rag.pipeline import Pipeline
 
     llm_settings = replace(settings, llm_base_url=f"{fake_server}/trickle/v1", llm_model="fake", llm_timeout=3.0)
-    demo, url = serve(Pipeline(pipeline.retriever, llm_settings), llm_settings)
+    demo, url = serve_app(Pipeline(pipeline.retriever, llm_settings), llm_settings)
     try:
         client = Client(url, verbose=False)
         job = client.submit(QUESTION, [], 5, "", "", "", "llm", "zh", api_name="/respond")

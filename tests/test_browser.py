@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from test_app import EVIL_QUESTION, QUESTION, build_evil_index, free_port
+from helpers import free_port
+from test_app import EVIL_QUESTION, QUESTION, build_evil_index
 
 pytestmark = pytest.mark.slow
 

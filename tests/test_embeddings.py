@@ -13,7 +13,6 @@ import pytest
 
 from embeddings import DEFAULT_EMBEDDER, get_embedder
 from embeddings.cache import EmbeddingCache, content_hash
-from rag.models import GovragError
 
 # Sentences from the seeds; each question below is about exactly one of them.
 PASSAGES = [

@@ -16,18 +16,13 @@ from rag.documents import load_file
 from rag.index import build_index, load_index, tokenize
 from rag.models import GovragError
 
+from helpers import SAMPLE_REPORT
+
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "seeds"
 SEED_FILES = sorted(SEEDS.glob("*.txt"))
 
-NEW_DOC = (
-    "示范区2024年工作报告\n"
-    "发布日期:2024-03-01\n"
-    "一、经济发展\n"
-    "全年完成地区生产总值520亿元,增长6.5%。新增市场主体1.2万户。\n"
-    "二、民生保障\n"
-    "新建学校3所,新增城镇就业8000人。\n"
-)
+NEW_DOC = SAMPLE_REPORT
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_server import free_port
+from helpers import serve_app
 
 REPO = Path(__file__).resolve().parents[1]
 CLIENTS = 20
@@ -47,20 +46,9 @@ def comparable(result: dict) -> dict:
     return {k: v for k, v in result.items() if k != "timings"}
 
 
-def _start(pipeline, settings):
-    """The app (UI + `ask` API) in this process on a free port; returns (demo, url)."""
-    sys.path.insert(0, str(REPO))
-    import app
-
-    demo = app.build_app(pipeline, settings)
-    port = free_port()
-    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    return demo, f"http://127.0.0.1:{port}/"
-
-
 @pytest.fixture(scope="module")
 def served(pipeline, settings):
-    demo, url = _start(pipeline, settings)
+    demo, url = serve_app(pipeline, settings)
     yield url
     demo.close()
 
@@ -155,7 +143,7 @@ def test_llm_timing_out_under_load_through_the_app(pipeline, slow_endpoint, ques
     s = replace(pipeline.settings, llm_base_url=slow_endpoint, llm_timeout=timeout)
     slow = Pipeline(pipeline.retriever, s)
     expected = {q: pipeline.ask(q) for q in questions}
-    demo, url = _start(slow, s)
+    demo, url = serve_app(slow, s)
     try:
         jobs = [[(questions[(c * PER_CLIENT + i) % N_QUESTIONS], {"llm": True}) for i in range(PER_CLIENT)]
                 for c in range(CLIENTS)]

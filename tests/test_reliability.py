@@ -33,18 +33,13 @@ import pytest
 from rag.index import MAX_INDEX_FILE_BYTES, build_index, load_index
 from rag.models import GovragError
 
+from helpers import SAMPLE_REPORT
+
 REPO = Path(__file__).resolve().parents[1]
 GOVRAG = [str(REPO / ".venv" / "bin" / "govrag")] if (REPO / ".venv" / "bin" / "govrag").is_file() \
     else [sys.executable, "-m", "rag.cli"]
 
-A_TXT = (
-    "示范区2024年工作报告\n"
-    "发布日期:2024-03-01\n"
-    "一、经济发展\n"
-    "全年完成地区生产总值520亿元,增长6.5%。新增市场主体1.2万户。\n"
-    "二、民生保障\n"
-    "新建学校3所,新增城镇就业8000人。\n"
-)
+A_TXT = SAMPLE_REPORT
 B_TXT = (
     "东城街道2023年工作计划\n"
     "一、城市建设\n"
@@ -273,7 +268,7 @@ def test_encodings_truncation_and_duplicates(tmp_path, work, small_settings):
     gbk_text = "南山镇2023年工作总结\n一、农业农村\n新建高标准农田2000亩,改造农村公路15公里。\n"
     gb18030_text = "北岭乡2023年工作总结\n一、文化\n修缮䶮公祠1处,新建农家书屋6个。\n"  # 䶮: not in GBK
     cut_text = "南湖社区2023年工作总结\n一、环境\n新增绿地面积3万平方米,改造公园2处"
-    docs = write_docs(tmp_path / "docs", {
+    write_docs(tmp_path / "docs", {
         "a.txt": A_TXT,
         "copy.txt": A_TXT,  # same bytes
         "gbk-copy.txt": A_TXT.encode("gbk"),  # same text, another encoding
