@@ -17,9 +17,8 @@ from typing import Callable
 from .documents import DISTRICTS
 from .english import chinese_unit_for, format_quantity_en
 from .grounding import COUNT_UNITS, UNITS, Found, find_figures
-from .index import tokenize
 from .models import Answer, Citation, Hit
-from .retriever import Query, contradicts
+from .retriever import Query, contradicts, understand
 
 # What the question asks for: (type, Chinese cues, English cues); the first match wins.
 ASKED = [
@@ -243,8 +242,9 @@ class ExtractiveAnswerer:
     """Answers from the retrieved chunks alone."""
 
     def __init__(self, idf: Callable[[str], float], threshold: float = 0.4, threshold_en: float = 0.2,
-                 corpus_text: str = "") -> None:
+                 corpus_text: str = "", understand: Callable[[str], Query] = understand) -> None:
         self.idf = idf
+        self.understand = understand  # a part of a two-fact question -> its search terms
         self.thresholds = {"zh": threshold, "en": threshold_en}
         self.corpus_text = corpus_text  # to tell a paraphrase from a thing the documents never name
 
@@ -343,7 +343,7 @@ class ExtractiveAnswerer:
         score = 0.0
         cue = {k: bool(c.search(clause)) for k, (c, _, _) in _MARKERS_RE.items()}
         if cue["cumulative"]:
-            score += 0.15 if "cumulative" in ask.markers else -0.15
+            score += 0.15 if "cumulative" in ask.markers else -0.25
         weight = 0.45 if ask.asked == "status" else 0.2
         if role:
             if ask.wants == "target":
@@ -398,7 +398,7 @@ class ExtractiveAnswerer:
 
     # ---------------------------------------------------------------- the answer
     def _ask(self, q: Query, text: str, weights: dict[str, float], asked: str) -> "Ask":
-        markers = question_markers(text, q.lang) or question_markers(q.text, q.lang)
+        markers = question_markers(text, q.lang)  # a half of a two-fact question: its own words only
         wants = ("achieved" if asked == "status" else
                  "target" if "target" in markers and "achieved" not in markers else
                  "achieved" if "achieved" in markers and "target" not in markers else "")
@@ -431,7 +431,7 @@ class ExtractiveAnswerer:
         chosen: list[Candidate] = []
         confidences: list[float] = []
         for part in parts:
-            part_tokens = set(tokenize(part))
+            part_tokens = {t for t, _ in self.understand(part).bm25_tokens}
             part_weights = weights if len(parts) == 1 else {
                 t: w * (1.6 if t in part_tokens else 0.5) for t, w in weights.items()}
             part_asked = asked_type(part, q.lang) if len(parts) > 1 else asked
@@ -511,6 +511,13 @@ class ExtractiveAnswerer:
         return cand.lead
 
     @staticmethod
+    def _is_total(text: str, figure: Found) -> bool:
+        """True when the figure's clause calls it a cumulative total (累计...): adding the other
+        figure to it would count part of it twice."""
+        clause = next((m.group(0) for m in _CLAUSE.finditer(text) if m.start() <= figure.start < m.end()), "")
+        return bool(_MARKERS_RE["cumulative"][0].search(clause))
+
+    @staticmethod
     def _person(text: str, q: Query) -> str | None:
         """The first personal name in the quoted text that the question does not already say."""
         import jieba.posseg
@@ -544,9 +551,10 @@ class ExtractiveAnswerer:
             if lead:
                 leads.append(f"{lead}[{cit.n}]")
         figs = [c.figure for c in chosen if c.figure is not None]
-        if len(figs) == 2 and _SUM.search(q.text) and figs[0].unit == figs[1].unit and figs[0].unit != "date":
+        if len(figs) == 2 and _SUM.search(q.text) and figs[0].unit == figs[1].unit and figs[0].unit != "date" \
+                and not any(self._is_total(hits[c.hit].chunk.text, c.figure) for c in chosen):
             total = figs[0].value + figs[1].value
-            total_txt = f"{total:g}{figs[0].unit}"
+            total_txt = f"{total:.10g}{figs[0].unit}"
             leads.append(f"in total {format_quantity_en(total, figs[0].unit, total_txt)}" if q.lang == "en" else f"合计{total_txt}")
         if q.lang == "en":
             head = "; ".join(leads) if leads else "See the cited passage"

@@ -33,7 +33,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Container, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
@@ -54,14 +54,14 @@ GLOSSARY_PATH = Path(__file__).with_name("data") / "en_zh_glossary.tsv"
 # Bump when the derived index format or the ranking code changes. The cache file name also
 # carries a digest of the filtering constants and the package versions, so a stale cache
 # is never read.
-_SCHEMA = 4
+_SCHEMA = 5
 _CACHE_PREFIX = "cedict-en-index-"
 # Build this slow (seconds) -> write the JSON cache for the next process.
 _CACHE_IF_SLOWER_THAN = 0.5
 
 _MAX_PHRASE = 5  # longest phrase (in words) looked up
 _MAX_CEDICT_KEY = 4  # longest CEDICT gloss (in words) indexed
-_KEEP_PER_KEY = 6  # candidates stored per key (before optional vocabulary filtering)
+_KEEP_PER_KEY = 24  # candidates stored per key (before optional vocabulary filtering)
 _CANDIDATES = 3  # CEDICT candidates used per matched word/phrase
 _CEDICT_WORD_WEIGHT = 0.6  # total weight shared by a single word's CEDICT candidates
 _CEDICT_PHRASE_WEIGHT = 0.85  # ... and by a multi-word phrase's
@@ -522,6 +522,28 @@ def _lookup(
     return ([], heads) if heads else None
 
 
+class Vocabulary:
+    """A corpus's words (e.g. the BM25 vocabulary) for resolving dictionary headwords: a
+    headword the corpus uses is kept; one it never uses stands for the corpus words that
+    contain it (梨 -> 酥梨), at most two, shortest first; otherwise it is dropped."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.words = frozenset(words)
+        self._by_char: dict[str, list[str]] = {}
+        for w in sorted(self.words, key=len):
+            if len(w) <= 6 and _CJK_RE.match(w):
+                for ch in set(w):
+                    self._by_char.setdefault(ch, []).append(w)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self.words
+
+    def resolve(self, head: str) -> list[str]:
+        if head in self.words:
+            return [head]
+        return [w for w in self._by_char.get(head[0], ()) if head in w and len(w) <= len(head) + 2][:2]
+
+
 def _split_weight(heads: list[str], total: float) -> list[tuple[str, float]]:
     """Share ``total`` among ranked candidates, harmonically (1, 1/2, 1/3, normalised)."""
     harmonic = sum(1.0 / (i + 1) for i in range(len(heads)))
@@ -529,7 +551,7 @@ def _split_weight(heads: list[str], total: float) -> list[tuple[str, float]]:
 
 
 def expand_query(
-    text: str, vocabulary: Container[str] | None = None
+    text: str, vocabulary: Vocabulary | Iterable[str] | None = None
 ) -> list[tuple[str, float]]:
     """Chinese search terms with weights (0..1] for an English question, best first.
 
@@ -538,10 +560,12 @@ def expand_query(
     Numbers are kept as tokens with weight 1.0 ("2022" -> "2022", "1.2 billion" -> "12亿",
     "95%" -> "95%"), and Chinese characters already in the question are kept as they are.
     Stop words never expand. If ``vocabulary`` is given (e.g. the BM25 vocabulary), CEDICT
-    candidates not in it are dropped before the weight is shared out. Duplicates keep their
-    highest weight.
+    candidates are resolved against it (:class:`Vocabulary`) before the weight is shared out.
+    Duplicates keep their highest weight.
     """
     lex = _lexicon()
+    if vocabulary is not None and not isinstance(vocabulary, Vocabulary):
+        vocabulary = Vocabulary(vocabulary)
     weights: dict[str, float] = {}
 
     def add(term: str, w: float) -> None:
@@ -575,7 +599,7 @@ def expand_query(
                 add(term, w)
             if heads:
                 if vocabulary is not None:
-                    heads = [h for h in heads if h in vocabulary]
+                    heads = list(dict.fromkeys(w for h in heads for w in vocabulary.resolve(h)))
                 total = _CEDICT_PHRASE_WEIGHT if n > 1 else _CEDICT_WORD_WEIGHT
                 for term, w in _split_weight(heads[:_CANDIDATES], total):
                     add(term, w)
@@ -588,14 +612,19 @@ def to_chinese_query(text: str, max_terms: int = 12, min_weight: float = 0.1) ->
     """A space-separated Chinese query for the dense encoder / BM25.
 
     Chinese questions ("zh" by :func:`detect_language`) are returned unchanged. For English
-    ones the expansions are ordered by weight; numbers are always kept, other terms below
-    ``min_weight`` or beyond ``max_terms`` are dropped.
+    ones see :func:`chinese_query`.
     """
     if detect_language(text) == "zh":
         return text.strip()
+    return chinese_query(expand_query(text), max_terms, min_weight)
+
+
+def chinese_query(expansions: list[tuple[str, float]], max_terms: int = 12, min_weight: float = 0.1) -> str:
+    """Expansions (best first) as a space-separated query: numbers are always kept, other
+    terms below ``min_weight`` or beyond ``max_terms`` are dropped."""
     kept: list[str] = []
     others = 0
-    for term, weight in expand_query(text):
+    for term, weight in expansions:
         if _is_number_term(term):
             kept.append(term)
         elif weight >= min_weight and others < max_terms:

@@ -75,7 +75,7 @@ class Pipeline:
         self.settings = settings
         self.extractive = ExtractiveAnswerer(idf_from_index(retriever.index), settings.abstain_threshold,
                                              settings.abstain_threshold_en,
-                                             "\n".join(c.text for c in retriever.index.chunks))
+                                             "\n".join(c.text for c in retriever.index.chunks), retriever.understand)
 
     @classmethod
     def load(cls, index_dir: str | Path | None = None, settings: Settings | None = None) -> "Pipeline":
@@ -107,7 +107,7 @@ class Pipeline:
         hits = self.retriever.search(q, k=max(k, 5), filters=filters, channels=channels, timings=timings)
         if is_multi(text, q.lang):  # a two-fact question: each half also retrieves on its own
             extra = [h for part in split_parts(text, q.lang) if part != text
-                     for h in self.retriever.search(understand_part(part, q), k=3, filters=filters, channels=channels)]
+                     for h in self.retriever.search(understand_part(part, q, self.retriever.understand), k=3, filters=filters, channels=channels)]
             top = {h.chunk.id for h in hits[:k]}
             added = list({h.chunk.id: h for h in extra if h.chunk.id not in top}.values())[:4]
             rest = [h for h in hits[k:] if h.chunk.id not in {a.chunk.id for a in added}]

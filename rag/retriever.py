@@ -13,7 +13,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -22,7 +22,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from .config import Settings, load_settings
 from .documents import DISTRICTS
-from .english import detect_language, expand_query, pinyin_index, pinyin_terms, to_chinese_query
+from .english import Vocabulary, chinese_query, detect_language, expand_query, pinyin_index, pinyin_terms
 from .index import Index, load_index, tokenize
 from .models import Chunk, GovragError, Hit
 
@@ -47,14 +47,16 @@ class Query:
 
 
 def understand(question: str, translated: str | None = None,
-               pinyin: dict[str, list[str]] | None = None) -> Query:
+               pinyin: dict[str, list[str]] | None = None, vocabulary: Vocabulary | None = None) -> Query:
     """Language, Chinese search text and weighted BM25 tokens, years, districts, task numbers.
-    `pinyin` (toneless reading -> corpus words) lets romanised names in English match."""
+    `pinyin` (toneless reading -> corpus words) lets romanised names in English match;
+    `vocabulary` (the corpus's words) resolves dictionary translations to words it uses."""
     lang = detect_language(question)
     if lang == "en":
         names = pinyin_terms(question, pinyin) if pinyin else []
-        expansions = expand_query(question) + names
-        zh_text = translated or " ".join([to_chinese_query(question)] + [t for t, _ in names])
+        expansions = expand_query(question, vocabulary)
+        zh_text = translated or " ".join([chinese_query(expansions)] + [t for t, _ in names])
+        expansions += names
         weighted: dict[str, float] = {}
         for term, weight in expansions + ([(translated, 1.0)] if translated else []):
             toks = tokenize(term) or [term.lower()]
@@ -72,7 +74,7 @@ def understand(question: str, translated: str | None = None,
     return Query(question, lang, zh_text, tokens, years, districts, rows, how)
 
 
-def understand_part(part: str, whole: Query) -> Query:
+def understand_part(part: str, whole: Query, understand: Callable[[str], Query] = understand) -> Query:
     """A query for one half of a two-fact question: its own words count fully, the rest of the
     question (the shared subject) at a lower weight; years and districts fall back to the whole."""
     own = understand(part)
@@ -125,12 +127,15 @@ class Retriever:
         self.settings = settings
         self.embedder = embedder
         self._pinyin: dict[str, list[str]] | None = None
+        self._vocabulary: Vocabulary | None = None
 
     def understand(self, question: str, translated: str | None = None) -> Query:
-        """`understand` with this corpus's words for romanised names (built on first use)."""
+        """`understand` with this corpus's words for romanised names and dictionary
+        translations (built on first use)."""
         if self._pinyin is None and detect_language(question) == "en":
             self._pinyin = pinyin_index(self.index.bm25.vocab_dict)
-        return understand(question, translated, self._pinyin)
+            self._vocabulary = Vocabulary(self.index.bm25.vocab_dict)
+        return understand(question, translated, self._pinyin, self._vocabulary)
 
     @classmethod
     def load(cls, index_dir: str | Path | None = None, settings: Settings | None = None) -> "Retriever":

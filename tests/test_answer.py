@@ -139,3 +139,29 @@ def test_cli_ask_json_and_errors(seed_index, settings):
     long_q = subprocess.run(env_args + ["ask", "问" * 2500, "--index", str(seed_index)], capture_output=True,
                             text=True, timeout=300)
     assert long_q.returncode == 2 and "too long" in long_q.stderr and "Traceback" not in long_q.stderr
+
+
+def _answer_from(text: str, question: str):
+    """The extractive answer to `question` from one made-up report chunk (every term rare)."""
+    from rag.answer import ExtractiveAnswerer
+    from rag.models import Chunk, Hit
+    from rag.retriever import understand
+
+    chunk = Chunk("t:section:0", "t", "section", text, ["一、城市建设"], 0, len(text), {"title": "t"})
+    return ExtractiveAnswerer(lambda tok: 3.0).answer(understand(question), [Hit(chunk, 1.0)])
+
+
+@pytest.mark.parametrize("question", [
+    "本季度新建口袋公园多少个?今年以来累计建成多少个?合计多少?",
+    "How many pocket parks were built this quarter, and how many in total so far this year?",
+])
+def test_two_part_question_keeps_each_half_and_never_adds_a_cumulative_total(question):
+    answer = _answer_from("本季度新建口袋公园12个,今年以来累计建成口袋公园30个。", question)
+    head = re.split(r"依据|Source", answer.answer)[0]
+    assert head.index("12") < head.index("30"), answer.answer  # each half gets its own figure
+    assert "42" not in head, answer.answer  # 30 already includes the 12
+
+
+def test_two_part_question_adds_figures_of_different_things():
+    answer = _answer_from("东区停车场泊位120个。西区停车场泊位80个。", "东区停车场和西区停车场的泊位分别是多少个?合计多少?")
+    assert "合计200个" in answer.answer, answer.answer

@@ -75,6 +75,18 @@ def test_vocabulary_filters_cedict_candidates():
     assert "基站" in dict(expand_query("base station", vocabulary=set()))
 
 
+def test_vocabulary_resolves_headwords_the_corpus_does_not_use():
+    vocab = english.Vocabulary(["酥梨", "梨花节日庆典", "停车场", "水"])
+    assert vocab.resolve("水") == ["水"]  # used as it is
+    assert vocab.resolve("梨") == ["酥梨"]  # only as part of a longer corpus word (not a 6-character one)
+    assert vocab.resolve("请愿") == []  # never used: dropped
+    pear = terms("pear")
+    assert "酥梨" not in pear and {"梨", "梨子"} & set(pear)  # without a corpus: the dictionary words
+    resolved = dict(expand_query("pear", vocabulary=vocab))
+    assert list(resolved) == ["酥梨"]
+    assert resolved["酥梨"] == pytest.approx(english._CEDICT_WORD_WEIGHT)
+
+
 # --------------------------------------------------------------------------- expansion
 
 
