@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from .documents import DISTRICTS
 from .english import chinese_unit_for, format_quantity_en
 from .grounding import COUNT_UNITS, UNITS, Found, find_figures
 from .models import Answer, Citation, Hit
-from .retriever import Query, contradicts, understand
+from .retriever import Query, contradicts, question_years, understand
 
 # What the question asks for: (type, Chinese cues, English cues); the first match wins.
 ASKED = [
@@ -125,11 +125,28 @@ def asked_unit(question: str, lang: str) -> str | None:
         if word.lower() in _PHRASE_END:
             break
         phrase.append(word)
-    return chinese_unit_for(phrase[-1]) if phrase else None
+    unit = chinese_unit_for(phrase[-1]) if phrase else None
+    if unit is None and m:  # "how much ... in US dollars"
+        named = re.search(r"\bin (?:us |u\.s\. )?([a-z]+)\b", question[m.start():], re.I)
+        unit = chinese_unit_for(named.group(1)) if named else None
+    return unit
+
+
+# A half that only asks for the sum of the other half's two figures ("两处合计多少套?").
+_SUM_ONLY = re.compile(r"(?:两处|两者|二者|两项|两个|两家|两地|这两\w?|它们|其)?(?:合计|总共|一共|加起来|总和|共计)(?:是|为|有)?(?:多少|几)\w{0,3}"
+                       r"|(?:and )?(?:what (?:is|was|are|were) )?(?:their|the) (?:combined )?(?:total|sum)(?: of (?:both|the two|them))?", re.I)
 
 
 def split_parts(question: str, lang: str) -> list[str]:
-    """The two halves of a two-fact question (split at ?, "和/与", "and", "with" ...), else [question]."""
+    """The two halves of a two-fact question (split at ?, "和/与", "and", "with" ...), else
+    [question]. A half that only asks for their sum is computed, not searched: the other half
+    is split instead ("A和B各多少套?两处合计多少套?" -> A, B)."""
+    parts = _split_once(question, lang)
+    rest = [p for p in parts if not _SUM_ONLY.fullmatch(p.strip(" ,,.??"))]
+    return _split_once(rest[0], lang) if len(parts) == 2 and len(rest) == 1 else parts
+
+
+def _split_once(question: str, lang: str) -> list[str]:
     for regex in (_SPLIT_EN if lang == "en" else _SPLIT_ZH):
         for m in regex.finditer(question):
             left, right = question[:m.start()].strip(" ,,"), question[m.end():].strip(" ,,??")
@@ -231,11 +248,13 @@ class Ask:
     wants: str  # "target" | "achieved" | ""
     weights: dict[str, float]
     years: list[int]
+    doc_years: list[int]  # the years among them that name a document
     districts: list[str]
     given: set[float]
     per_units: set[str]  # "每亩 / 人均": figures in these units are rates' denominators, not answers
     bigrams: set[str]  # the question's Chinese character pairs (phrases jieba may have split)
     person: bool = False  # the question asks who (a person's name answers it)
+    others: dict[str, float] = field(default_factory=dict)  # weights of words only the other half says
 
 
 class ExtractiveAnswerer:
@@ -300,16 +319,19 @@ class ExtractiveAnswerer:
                 bonus += 0.3
             if ask.years and meta.get("year") in ask.years:
                 bonus += 0.1
-            if contradicts(hit.chunk, ask.years, ask.districts):
+            if contradicts(hit.chunk, ask.years, ask.districts, ask.doc_years):
                 bonus -= 0.4
             for s_start, s_end in _sentences(hit):
                 sent = text[s_start:s_end]
                 s_cov = self._coverage(sent, weights)
                 clauses = list(_CLAUSE.finditer(sent))
                 for ci, cm in enumerate(clauses):
+                    # a short clause reads with the one before it (its subject)
                     ctx = clauses[ci - 1].start() if ci and len(cm.group(0)) < 25 else cm.start()
                     clause = sent[ctx:cm.end()]
                     c_cov = self._coverage(clause, weights)
+                    if ask.others:  # a clause naming the other half's own subject is about that half
+                        c_cov -= 0.5 * sum(w for t, w in ask.others.items() if t in cm.group(0).lower())
                     score = bonus + 0.3 * s_cov / total + 0.45 * c_cov / total
                     if ask.bigrams:
                         score += 0.3 * sum(g in clause for g in ask.bigrams) / len(ask.bigrams)
@@ -397,13 +419,16 @@ class ExtractiveAnswerer:
         return start, min(end, start + MAX_QUOTE)
 
     # ---------------------------------------------------------------- the answer
-    def _ask(self, q: Query, text: str, weights: dict[str, float], asked: str) -> "Ask":
+    def _ask(self, q: Query, text: str, weights: dict[str, float], asked: str,
+             others: dict[str, float] | None = None) -> "Ask":
         markers = question_markers(text, q.lang)  # a half of a two-fact question: its own words only
         wants = ("achieved" if asked == "status" else
                  "target" if "target" in markers and "achieved" not in markers else
                  "achieved" if "achieved" in markers and "target" not in markers else "")
         given = {f.value for f in find_figures(text) if f.unit not in ("date", "年")}
-        years = [int(y) for y in re.findall(r"(?<!\d)(20\d{2})(?!\d)", text)] or q.years
+        years, doc_years = question_years(text)
+        if not years:
+            years, doc_years = q.years, q.doc_years
         districts = [d for d, aliases in DISTRICTS.items() if any(a in text for a in aliases)] or q.districts
         per = {a or b for a, b in _PER_UNIT.findall(text)} | {
             u for word, u in (("mu", "亩"), ("capita", "人"), ("person", "人"), ("household", "户"))
@@ -412,7 +437,8 @@ class ExtractiveAnswerer:
         bigrams = {zh[i:i + 2] for i in range(len(zh) - 1) if re.fullmatch(r"[\u4e00-\u9fff]{2}", zh[i:i + 2])}
         bigrams -= QUESTION_WORDS
         return Ask(asked, asked_unit(text, q.lang) or asked_unit(q.text, q.lang), markers, wants, weights,
-                   years, districts, given, per, bigrams, asked == "entity" and bool(_PERSON_Q.search(text)))
+                   years, doc_years, districts, given, per, bigrams, asked == "entity" and bool(_PERSON_Q.search(text)),
+                   others or {})
 
     def answer(self, q: Query, hits: list[Hit]) -> Answer:
         """An Answer with the fact first and citations; abstains when the evidence is weak."""
@@ -430,12 +456,15 @@ class ExtractiveAnswerer:
         parts = split_parts(q.text, q.lang) if is_multi(q.text, q.lang) else [q.text]
         chosen: list[Candidate] = []
         confidences: list[float] = []
+        part_tokens = {part: {t for t, _ in self.understand(part).bm25_tokens} for part in parts}
         for part in parts:
-            part_tokens = {t for t, _ in self.understand(part).bm25_tokens}
             part_weights = weights if len(parts) == 1 else {
-                t: w * (1.6 if t in part_tokens else 0.5) for t, w in weights.items()}
+                t: w * (1.6 if t in part_tokens[part] else 0.5) for t, w in weights.items()}
+            others = {} if len(parts) == 1 else {  # words only the other half says
+                t: w for t, w in weights.items() if t not in part_tokens[part]
+                and all(t in part_tokens[o] for o in parts if o != part)}
             part_asked = asked_type(part, q.lang) if len(parts) > 1 else asked
-            ask = self._ask(q, part, part_weights, asked if part_asked in ("fact", "entity") else part_asked)
+            ask = self._ask(q, part, part_weights, asked if part_asked in ("fact", "entity") else part_asked, others)
             cands = sorted(self._candidates(q, hits, ask), key=lambda c: c.score, reverse=True)
             pick = next((c for c in cands if all(
                 (c.hit, c.quote_start) != (o.hit, o.quote_start) or c.lead != o.lead for o in chosen)
@@ -461,7 +490,7 @@ class ExtractiveAnswerer:
         local = chunk.text[best.quote_start:best.quote_end] + " " + (chunk.heading_path[-1] if chunk.heading_path else "")
         conf = 0.5 * self._coverage(chunk.embed_text, ask.weights) / total \
             + 0.5 * self._coverage(local, ask.weights) / total
-        if contradicts(chunk, q.years, q.districts) and contradicts(chunk, ask.years, ask.districts):
+        if contradicts(chunk, q.years, q.districts, q.doc_years) and contradicts(chunk, ask.years, ask.districts, ask.doc_years):
             conf = min(conf, 0.1)
         if ask.asked in ("count", "amount", "share") and _unit_fit(best.figure, ask.asked, ask.unit) < 0:
             conf -= 0.3 if ask.asked == "count" else 0.5  # no figure of the asked kind at all

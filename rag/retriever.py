@@ -29,6 +29,14 @@ from .models import Chunk, GovragError, Hit
 FILTER_KEYS = ("doc", "district", "year", "kind", "doc_kind")
 _ROW_RE = re.compile(r"第\s*(\d{1,3})\s*(?:项|条|行|号)|(?:row|task|item)\s*(?:no\.?|#)?\s*(\d{1,3})\b", re.I)
 _YEAR_Q = re.compile(r"(?<!\d)(20\d{2})(?!\d)")
+# A year that names a document ("2021年政府工作报告", "its 2022 key task list"), not an event.
+_DOC_YEAR = re.compile(r"(?<!\d)(20\d{2})(?!\d)(?=[^,,。;;??]{0,12}?(?:工作报告|任务清单|重点工作任务|进展情况表|进展表"
+                       r"|work report|task list|progress report|progress table))", re.I)
+
+
+def question_years(text: str) -> tuple[list[int], list[int]]:
+    """(every year a question names, the ones that name a document rather than an event)."""
+    return sorted({int(y) for y in _YEAR_Q.findall(text)}), sorted({int(y) for y in _DOC_YEAR.findall(text)})
 META_BOOST = 0.5  # a year/district/row match adds this many "first-rank" RRF shares
 
 
@@ -44,6 +52,7 @@ class Query:
     districts: list[str] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     translation: str = "none"  # none | glossary | llm
+    doc_years: list[int] = field(default_factory=list)  # the years among `years` naming a document
 
 
 def understand(question: str, translated: str | None = None,
@@ -70,8 +79,8 @@ def understand(question: str, translated: str | None = None,
     text_for_meta = question + " " + zh_text
     districts = [name for name, aliases in DISTRICTS.items() if any(a in text_for_meta for a in aliases)]
     rows = [int(a or b) for a, b in _ROW_RE.findall(question)]
-    years = sorted({int(y) for y in _YEAR_Q.findall(question)})
-    return Query(question, lang, zh_text, tokens, years, districts, rows, how)
+    years, doc_years = question_years(question)
+    return Query(question, lang, zh_text, tokens, years, districts, rows, how, doc_years)
 
 
 def understand_part(part: str, whole: Query, understand: Callable[[str], Query] = understand) -> Query:
@@ -81,21 +90,33 @@ def understand_part(part: str, whole: Query, understand: Callable[[str], Query] 
     own_tokens = {t for t, _ in own.bm25_tokens}
     tokens = own.bm25_tokens + [(t, 0.4 * w) for t, w in whole.bm25_tokens if t not in own_tokens]
     return Query(part, whole.lang, own.zh_text, tokens, own.years or whole.years,
-                 own.districts or whole.districts, own.rows or whole.rows, whole.translation)
+                 own.districts or whole.districts, own.rows or whole.rows, whole.translation,
+                 own.doc_years if own.years else whole.doc_years)
 
 
-def contradicts(chunk: Chunk, years: list[int], districts: list[str]) -> bool:
+def contradicts(chunk: Chunk, years: list[int], districts: list[str], doc_years: list[int] = ()) -> bool:
     """True when the chunk is about another year or district than the question names (and
-    does not mention the named one). A work report of year Y also reviews year Y-1, and a
-    news item is also about its publication year."""
+    does not mention the named one). A section whose headings name years is about those
+    years ("2020年工作回顾"); otherwise a work report of year Y is about Y and Y-1, and a news
+    item also about its publication year. `doc_years` (among `years`) name the document
+    itself ("the 2021 work report"): they are checked against the document's year only."""
     meta = chunk.meta
     year, district = meta.get("year"), meta.get("district")
-    if years and year is not None and year not in years and not any(str(y) in chunk.text for y in years):
-        ok = {year}
-        if meta.get("doc_kind") == "work_report":
-            ok.add(year - 1)
-        elif meta.get("doc_kind") == "news" and meta.get("publish_date"):
-            ok.add(int(str(meta["publish_date"])[:4]))
+    if doc_years and year is not None and year not in doc_years:
+        return True
+    years = [y for y in years if y not in doc_years]
+    if years and not any(str(y) in chunk.text for y in years):
+        named = {int(y) for h in chunk.heading_path[1:] for y in _YEAR_Q.findall(h)} if chunk.kind == "section" else set()
+        if named:  # a section about named years ("2020年工作回顾", "2021年主要工作安排")
+            ok = named
+        elif year is None:
+            ok = set(years)
+        else:
+            ok = {year}
+            if meta.get("doc_kind") == "work_report":
+                ok.add(year - 1)
+            elif meta.get("doc_kind") == "news" and meta.get("publish_date"):
+                ok.add(int(str(meta["publish_date"])[:4]))
         if not ok & set(years):
             return True
     return bool(districts and district and district not in districts
@@ -173,7 +194,7 @@ class Retriever:
             bonus += META_BOOST
         if q.districts and chunk.meta.get("district") in q.districts:
             bonus += META_BOOST
-        if contradicts(chunk, q.years, q.districts):
+        if contradicts(chunk, q.years, q.districts, q.doc_years):
             bonus -= 2 * META_BOOST
         if q.rows and chunk.meta.get("row", chunk.meta.get("item")) in q.rows:
             bonus += META_BOOST

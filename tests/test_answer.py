@@ -34,6 +34,8 @@ def test_asked_unit_and_two_part_questions():
     assert asked_unit("新建设高标准农田多少亩?", "zh") == "亩"
     assert asked_unit("How many tonnes of pulp were handled?", "en") == "吨"
     assert asked_unit("有多少?", "zh") is None
+    assert asked_unit("How much in US dollars was exported in 2022?", "en") == "美元"
+    assert asked_unit("How much was invested in Q3 2022?", "en") is None
     q = "即墨区2022年新引进高层次人才的年度目标和截至三季度的实际引进人数分别是多少?"
     assert is_multi(q, "zh") and len(split_parts(q, "zh")) == 2
     assert not is_multi("即墨区2022年新建了多少个5G基站?", "zh")
@@ -165,3 +167,9 @@ def test_two_part_question_keeps_each_half_and_never_adds_a_cumulative_total(que
 def test_two_part_question_adds_figures_of_different_things():
     answer = _answer_from("东区停车场泊位120个。西区停车场泊位80个。", "东区停车场和西区停车场的泊位分别是多少个?合计多少?")
     assert "合计200个" in answer.answer, answer.answer
+
+
+def test_a_sum_only_half_is_computed_and_the_other_half_split():
+    assert split_parts("龙山工业园区和温泉科技园区各建成多少套住房?两处合计多少套?", "zh") == ["龙山工业园区", "温泉科技园区各建成多少套住房"]
+    answer = _answer_from("龙山工业园区建成住房300套,温泉科技园区建成住房120套,环秀物流园区建成住房50套。", "龙山工业园区和温泉科技园区各建成多少套住房?两处合计多少套?")
+    assert "合计420套" in answer.answer, answer.answer

@@ -249,3 +249,23 @@ def test_bench_search_script_runs(seed_index, settings):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["queries"] > 0 and 0 < result["p50_ms"] <= result["p95_ms"]
+
+
+def test_years_of_a_section_and_of_a_document():
+    """A report of 2021 reviews 2020 in one section and plans 2021 in another: a question about
+    2021 events contradicts the review, one about "the 2021 report" does not."""
+    from rag.models import Chunk
+    from rag.retriever import contradicts, understand
+
+    meta = {"year": 2021, "doc_kind": "work_report", "district": "即墨区"}
+    review = Chunk("r:section:0", "r", "section", "全区完成生产总值1000亿元。", ["2021年政府工作报告", "一、2020年工作回顾"], 0, 14, meta)
+    plan = Chunk("r:section:1", "r", "section", "生产总值增长8%左右。", ["2021年政府工作报告", "二、2021年工作安排"], 14, 25, meta)
+    event = understand("即墨区2021年全年实际完成的地区生产总值是多少?")
+    assert event.years == [2021] and event.doc_years == []
+    assert contradicts(review, event.years, event.districts, event.doc_years)
+    assert not contradicts(plan, event.years, event.districts, event.doc_years)
+    for question in ("根据即墨区2021年政府工作报告,生产总值是多少?", "What GDP did Jimo's 2021 government work report give?"):
+        doc = understand(question)
+        assert doc.doc_years == [2021], question
+        assert not contradicts(review, doc.years, doc.districts, doc.doc_years)
+        assert contradicts(Chunk("x", "x", "section", "", [], 0, 0, {**meta, "year": 2022}), doc.years, doc.districts, doc.doc_years)
