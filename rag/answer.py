@@ -54,6 +54,8 @@ MARKERS = {
                  r"\bactual|\bachiev|\bcomplet|\bbuilt\b|\bhad\b|\bhandled\b|\brecruited\b|\bby q\d|\bas of\b|\bso far\b|\bprogress"),
 }
 _MARKERS_RE = {k: (re.compile(c), re.compile(zh), re.compile(en, re.I)) for k, (c, zh, en) in MARKERS.items()}
+# The question insists on what was actually done, not planned.
+_ACTUAL = re.compile(r"实际|\bactual(?:ly)?\b", re.I)
 # Words that state where a task stands (what a status question wants to hear).
 STATUS_CUES = re.compile(r"已|完成|尚未|未|正在|暂缓|推进中|完工|竣工|开业|开街|投用|投入使用|通车|下发|出台|清零|到位|达标|验收|挂牌|运营|签约")
 _SUM = re.compile(r"合计|总共|一共|加起来|总和|共计|\bcombined\b|\btotal\b|\bsum\b|\baltogether\b", re.I)
@@ -255,6 +257,7 @@ class Ask:
     bigrams: set[str]  # the question's Chinese character pairs (phrases jieba may have split)
     person: bool = False  # the question asks who (a person's name answers it)
     others: dict[str, float] = field(default_factory=dict)  # weights of words only the other half says
+    text: str = ""  # the (half of the) question
 
 
 class ExtractiveAnswerer:
@@ -438,7 +441,7 @@ class ExtractiveAnswerer:
         bigrams -= QUESTION_WORDS
         return Ask(asked, asked_unit(text, q.lang) or asked_unit(q.text, q.lang), markers, wants, weights,
                    years, doc_years, districts, given, per, bigrams, asked == "entity" and bool(_PERSON_Q.search(text)),
-                   others or {})
+                   others or {}, text)
 
     def answer(self, q: Query, hits: list[Hit]) -> Answer:
         """An Answer with the fact first and citations; abstains when the evidence is weak."""
@@ -494,14 +497,17 @@ class ExtractiveAnswerer:
             conf = min(conf, 0.1)
         if ask.asked in ("count", "amount", "share") and _unit_fit(best.figure, ask.asked, ask.unit) < 0:
             conf -= 0.3 if ask.asked == "count" else 0.5  # no figure of the asked kind at all
-        if ask.wants and best.role and best.role != ask.wants and not (ask.wants == "target" and best.role == "plan"):
+        role = best.role  # a task row's column; a plan is all targets; elsewhere the clause's wording
+        if not role and chunk.meta.get("doc_kind") == "task_list":
+            role = "target"
+        elif not role:
+            cue = {k: bool(c.search(chunk.text[best.quote_start:best.quote_end])) for k, (c, _, _) in _MARKERS_RE.items()}
+            role = ("target" if cue["target"] and not cue["achieved"] else
+                    "achieved" if cue["achieved"] and not cue["target"] else "")
+        if ask.wants and role and role != ask.wants and not (ask.wants == "target" and role == "plan"):
             conf -= 0.15
-        if ask.wants and not best.role:  # outside task rows the clause's own wording tells
-            own = chunk.text[best.quote_start:best.quote_end]
-            cue = {k: bool(c.search(own)) for k, (c, _, _) in _MARKERS_RE.items()}
-            other = "target" if ask.wants == "achieved" else "achieved"
-            if cue[other] and not cue[ask.wants]:
-                conf -= 0.15
+        if role == "target" and _ACTUAL.search(ask.text):  # asked what was actually done, found a plan
+            conf -= 0.3
         conf -= 0.3 * len(self._unknown_nouns(q))
         return max(0.0, min(1.0, conf))
 

@@ -143,13 +143,13 @@ def test_cli_ask_json_and_errors(seed_index, settings):
     assert long_q.returncode == 2 and "too long" in long_q.stderr and "Traceback" not in long_q.stderr
 
 
-def _answer_from(text: str, question: str):
+def _answer_from(text: str, question: str, **meta):
     """The extractive answer to `question` from one made-up report chunk (every term rare)."""
     from rag.answer import ExtractiveAnswerer
     from rag.models import Chunk, Hit
     from rag.retriever import understand
 
-    chunk = Chunk("t:section:0", "t", "section", text, ["一、城市建设"], 0, len(text), {"title": "t"})
+    chunk = Chunk("t:section:0", "t", "section", text, ["一、城市建设"], 0, len(text), {"title": "t", **meta})
     return ExtractiveAnswerer(lambda tok: 3.0).answer(understand(question), [Hit(chunk, 1.0)])
 
 
@@ -173,3 +173,17 @@ def test_a_sum_only_half_is_computed_and_the_other_half_split():
     assert split_parts("龙山工业园区和温泉科技园区各建成多少套住房?两处合计多少套?", "zh") == ["龙山工业园区", "温泉科技园区各建成多少套住房"]
     answer = _answer_from("龙山工业园区建成住房300套,温泉科技园区建成住房120套,环秀物流园区建成住房50套。", "龙山工业园区和温泉科技园区各建成多少套住房?两处合计多少套?")
     assert "合计420套" in answer.answer, answer.answer
+
+
+@pytest.mark.parametrize("question,answered", [
+    ("城阳区2023年计划新认定多少家高新技术企业?", True),
+    ("城阳区2023年实际新认定了多少家高新技术企业?", False),
+    ("How many high-tech enterprises did Chengyang plan to certify in 2023?", True),
+    ("How many high-tech enterprises did Chengyang actually certify in 2023?", False),
+])
+def test_a_plan_does_not_answer_what_was_actually_done(question, answered):
+    answer = _answer_from("推进科技创新,全年新认定高新技术企业200家。", question,
+                          doc_kind="task_list", year=2023, district="城阳区")
+    assert answer.abstained != answered, answer.answer
+    if answered:
+        assert answer.answer.startswith("200"), answer.answer
