@@ -343,6 +343,9 @@ class ExtractiveAnswerer:
                     score += self._marker_score(cm.group(0), role, ask)
                     if ask.asked == "status" and STATUS_CUES.search(cm.group(0)):
                         score += 0.15
+                    if ask.per_units:  # a rate per mu answers "每亩 / per mu", one per jin or head does not
+                        rates = {a or b for a, b in _PER_UNIT.findall(clause)}
+                        score += 0.2 if rates & ask.per_units else -0.2 if rates else 0.0
                     if ask.person and self._person(clause, q):
                         score += 0.3
                     if ask.years and any(str(y) in clause for y in ask.years):
@@ -354,7 +357,7 @@ class ExtractiveAnswerer:
                     elif figure is not None:
                         score += 0.05
                     qs, qe = self._quote_window(text, s_start, s_end, s_start + ctx, s_start + cm.end())
-                    lead = figure.text if figure is not None else ""
+                    lead = re.sub(r"\s+", "", figure.text) if figure is not None else ""
                     own = cm.group(0).strip()
                     if ask.asked in ("status", "entity", "fact") and (figure is None or len(own) <= 40):
                         lead = own if len(own) <= 40 else lead  # a phrase answers these, not a number

@@ -187,3 +187,14 @@ def test_a_plan_does_not_answer_what_was_actually_done(question, answered):
     assert answer.abstained != answered, answer.answer
     if answered:
         assert answer.answer.startswith("200"), answer.answer
+
+
+@pytest.mark.parametrize("question,expected", [
+    ("种植蓝莓每亩能产多少鲜果?", "900"),
+    ("蓝莓的人均增收是多少?", "1.5万元"),
+    ("How much fresh fruit does blueberry farming yield per mu?", "900"),
+])
+def test_a_rate_question_takes_the_rate_per_the_same_unit(question, expected):
+    text = "蓝莓鲜果市场价每斤 30 元。种植蓝莓亩产鲜果 900 斤,带动村民人均增收 1.5 万元。"
+    answer = _answer_from(text, question)
+    assert re.split(r"依据|Source", answer.answer)[0].replace(",", "").startswith(expected), answer.answer
