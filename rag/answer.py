@@ -68,7 +68,7 @@ _SENT = re.compile(r"[^。!?;!?;\n]+[。!?;!?;]*")
 _CLAUSE = re.compile(r"[^,,。!?;!?;\n:]+")
 # Words that say what is asked, not what it is about: they do not count as evidence.
 QUESTION_WORDS = frozenset(
-    "多少 哪些 哪个 哪家 哪几 什么 何时 时候 时间 之前 以前 情况 如何 怎么 怎么样 是否 有没有 目前 具体 分别 "
+    "多少 哪些 哪个 哪家 哪位 哪几 什么 谁 何时 时候 时间 之前 以前 情况 如何 怎么 怎么样 是否 有没有 目前 具体 分别 "
     "提出 计划 要求 目标 一共 总共 大约 哪天 发布 文件 报告 政府 工作 政府工作报告 这项 任务 这份 里 中 年 月 "
     "主办 单位 主办单位 牵头 牵头单位 部门 负责 完成 时限 完成时限 进展 多长 多大 多高 多重 多远 多久 "
     "要 能 能够 可以 会 有 哪 哪里 哪儿 多 几 是 为 了 吗 呢 到 把 给 让 被 后 前 大约 约 左右 能达到 达到 "
@@ -255,7 +255,7 @@ class Ask:
     given: set[float]
     per_units: set[str]  # "每亩 / 人均": figures in these units are rates' denominators, not answers
     bigrams: set[str]  # the question's Chinese character pairs (phrases jieba may have split)
-    person: bool = False  # the question asks who (a person's name answers it)
+    person: bool = False  # the question asks who (a person's name answers it, or a unit)
     others: dict[str, float] = field(default_factory=dict)  # weights of words only the other half says
     text: str = ""  # the (half of the) question
 
@@ -346,8 +346,9 @@ class ExtractiveAnswerer:
                     if ask.per_units:  # a rate per mu answers "每亩 / per mu", one per jin or head does not
                         rates = {a or b for a, b in _PER_UNIT.findall(clause)}
                         score += 0.2 if rates & ask.per_units else -0.2 if rates else 0.0
-                    if ask.person and self._person(clause, q):
-                        score += 0.3
+                    if ask.person:  # a name answers who, the title just before it (区长;张三) tells whose
+                        score += 0.3 + 0.3 * self._coverage(text[max(0, s_start + ctx - 12):s_start + ctx], weights) / total \
+                            if self._person(clause, q) else -0.2 if ask.asked == "entity" else 0.0
                     if ask.years and any(str(y) in clause for y in ask.years):
                         score += 0.05
                     figure = self._pick_figure(cm.group(0), ask, abs_start)
@@ -443,7 +444,7 @@ class ExtractiveAnswerer:
         bigrams = {zh[i:i + 2] for i in range(len(zh) - 1) if re.fullmatch(r"[\u4e00-\u9fff]{2}", zh[i:i + 2])}
         bigrams -= QUESTION_WORDS
         return Ask(asked, asked_unit(text, q.lang) or asked_unit(q.text, q.lang), markers, wants, weights,
-                   years, doc_years, districts, given, per, bigrams, asked == "entity" and bool(_PERSON_Q.search(text)),
+                   years, doc_years, districts, given, per, bigrams, asked in ("entity", "unit") and bool(_PERSON_Q.search(text)),
                    others or {}, text)
 
     def answer(self, q: Query, hits: list[Hit]) -> Answer:
@@ -540,7 +541,7 @@ class ExtractiveAnswerer:
         meta_lead = self._meta_lead(q, cand, hit, asked)
         if meta_lead:
             return meta_lead
-        if asked == "entity" and _PERSON_Q.search(q.text):
+        if asked in ("entity", "unit") and _PERSON_Q.search(q.text):
             if name := self._person(hit.chunk.text[cand.quote_start:cand.quote_end], q):
                 return name
         f = cand.figure
@@ -557,10 +558,20 @@ class ExtractiveAnswerer:
 
     @staticmethod
     def _person(text: str, q: Query) -> str | None:
-        """The first personal name in the quoted text that the question does not already say."""
+        """The first personal name in the quoted text that the question does not already say
+        (common words the dictionary tags as names, like 呼唤, are not names)."""
+        import jieba
         import jieba.posseg
 
-        return next((w for w, flag in jieba.posseg.cut(text) if flag == "nr" and 2 <= len(w) <= 4
+        names: list[str] = []
+        glued = False  # a surname cut off its given name (周 | 海涛) is joined back
+        for w, flag in jieba.posseg.cut(text):
+            if flag == "nr" and glued and len(names[-1]) == 1 and len(names[-1] + w) <= 4:
+                names[-1] += w
+            elif flag == "nr":
+                names.append(w)
+            glued = flag == "nr"
+        return next((w for w in names if 2 <= len(w) <= 4 and jieba.dt.FREQ.get(w, 0) < 300
                      and w not in q.text and w not in q.zh_text), None)
 
     def _meta_answer(self, q: Query, hits: list[Hit], i: int, value: str, asked: str) -> Answer:

@@ -198,3 +198,10 @@ def test_a_rate_question_takes_the_rate_per_the_same_unit(question, expected):
     text = "蓝莓鲜果市场价每斤 30 元。种植蓝莓亩产鲜果 900 斤,带动村民人均增收 1.5 万元。"
     answer = _answer_from(text, question)
     assert re.split(r"依据|Source", answer.answer)[0].replace(",", "").startswith(expected), answer.answer
+
+
+@pytest.mark.parametrize("question", ["蓝莓合作社由哪位负责人领办?", "Who is the head of the blueberry cooperative?"])
+def test_a_who_question_is_answered_by_a_name(question):
+    text = "新时代呼唤新作为,蓝莓合作社带动村民增收。合作社负责人;周海涛;蓝莓合作社由村党支部领办。"
+    answer = _answer_from(text, question)
+    assert not answer.abstained and re.split(r"依据|Source", answer.answer)[0].startswith("周海涛"), answer.answer
