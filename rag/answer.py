@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .documents import DISTRICTS
-from .english import chinese_unit_for, format_quantity_en
+from .english import PERIODS_EN, chinese_unit_for, format_quantity_en
 from .grounding import COUNT_UNITS, UNITS, Found, find_figures
 from .models import Answer, Citation, Hit
 from .retriever import Query, contradicts, question_years, understand
@@ -26,7 +26,7 @@ ASKED = [
      r"\bwhich\b[\w\s'-]{0,40}?\b(?:department|unit|agenc|office|bureau|bod(?:y|ies)|authorit|organi[sz]ation)|\bwho\b.{0,40}\b(?:lead|responsible|in charge)"
      r"|\blead(?:ing)? (?:unit|department|agenc|bod)|\bresponsible (?:unit|department|agency|body)|\bin charge\b"),
     ("deadline", r"什么时候|何时|完成时限|时限|期限|截止|哪天|哪一天|几月|哪个月|哪一年|哪年|日期|时间节点|什么时间",
-     r"\bwhen\b|\bdeadline\b|\bby when\b|\bwhat date\b|\bwhich (?:month|year|date|day)\b|\bdue\b|\bwhat (?:time|period|year|month)\b|\btime ?frame\b|\btime limit\b"),
+     r"\bwhen\b|\bdeadline\b|\bby when\b|\bwhat date\b|\bwhich (?:month|year|date|day)\b|\bdue\b|\bwhat (?:time|period|year|month)\b(?!-)|\btime ?frame\b|\btime limit\b"),
     ("share", r"比例|百分之|百分比|占比|多少%|比率|(?:率|增速|增幅|增长)[^,。??]{0,5}(?:多少|几)|(?:多少|几)个百分点",
      r"\bpercent|\bpercentage\b|\bshare\b|\brate\b|\bratio\b|\bgrowth\b|%"),
     ("amount", r"(?:多少|几)(?:钱|元|亿|万元|美元)|(?:投资|资金|金额|产值|销售额|营收|收入|贷款|融资|预算|投入|总值|利润)[^,。??]{0,6}(?:多少|几)|多少(?:投资|资金|金额)",
@@ -54,6 +54,8 @@ MARKERS = {
                  r"\bactual|\bachiev|\bcomplet|\bbuilt\b|\bhad\b|\bhandled\b|\brecruited\b|\bby q\d|\bas of\b|\bso far\b|\bprogress"),
 }
 _MARKERS_RE = {k: (re.compile(c), re.compile(zh), re.compile(en, re.I)) for k, (c, zh, en) in MARKERS.items()}
+# Times without a number that answer "when" (年内交付, 上半年投产, 年底前完成).
+_PERIOD = re.compile(r"年内|年底前?|年末|年初|年中|上半年|下半年|[一二三四]季度|月底前?|月内|近期|当年|今年")
 # The question insists on what was actually done, not planned.
 _ACTUAL = re.compile(r"实际|\bactual(?:ly)?\b", re.I)
 # Words that state where a task stands (what a status question wants to hear).
@@ -352,13 +354,18 @@ class ExtractiveAnswerer:
                     if ask.years and any(str(y) in clause for y in ask.years):
                         score += 0.05
                     figure = self._pick_figure(cm.group(0), ask, abs_start)
+                    if ask.asked == "deadline" and figure is None and ci and len(clauses[0].group(0)) <= 12:
+                        figure = self._pick_figure(clauses[0].group(0), ask, s_start + clauses[0].start())  # "2023年,青岛市印发…"
                     fit = _unit_fit(figure, ask.asked, ask.unit)
+                    period = _PERIOD.search(cm.group(0)) if ask.asked == "deadline" and figure is None else None
+                    if period:  # "上半年投产", "年内交付": a time without a number
+                        fit = 0.5
                     if ask.asked in ("count", "amount", "share", "deadline"):
                         score += 0.3 * fit
                     elif figure is not None:
                         score += 0.05
                     qs, qe = self._quote_window(text, s_start, s_end, s_start + ctx, s_start + cm.end())
-                    lead = re.sub(r"\s+", "", figure.text) if figure is not None else ""
+                    lead = re.sub(r"\s+", "", figure.text) if figure is not None else period.group(0) if period else ""
                     own = cm.group(0).strip()
                     if ask.asked in ("status", "entity", "fact") and (figure is None or len(own) <= 40):
                         lead = own if len(own) <= 40 else lead  # a phrase answers these, not a number
@@ -501,6 +508,9 @@ class ExtractiveAnswerer:
             conf = min(conf, 0.1)
         if ask.asked in ("count", "amount", "share") and _unit_fit(best.figure, ask.asked, ask.unit) < 0:
             conf -= 0.3 if ask.asked == "count" else 0.5  # no figure of the asked kind at all
+        if ask.asked == "deadline" and not chunk.meta.get("deadline") and not _PERIOD.fullmatch(best.lead) and (
+                best.figure is None or best.figure.unit not in ("date", "年")):
+            conf -= 0.3  # asked when, and neither a date nor a deadline cell is found
         role = best.role  # a task row's column; a plan is all targets; elsewhere the clause's wording
         if not role and chunk.meta.get("doc_kind") == "task_list":
             role = "target"
@@ -547,6 +557,8 @@ class ExtractiveAnswerer:
         f = cand.figure
         if q.lang == "en" and f is not None and f.unit not in ("date", "年"):
             return format_quantity_en(f.value, f.unit, f.text)
+        if q.lang == "en" and cand.lead in PERIODS_EN:
+            return f"{PERIODS_EN[cand.lead]} ({cand.lead})"
         return cand.lead
 
     @staticmethod
@@ -599,6 +611,8 @@ class ExtractiveAnswerer:
                 lead = "、".join(dict.fromkeys(u for u in same_row if u)) or lead
             if lead:
                 leads.append(f"{lead}[{cit.n}]")
+        if not leads:  # nothing to put first: the passage does not state what is asked
+            return self._abstain(q, hits, "no fact of the asked kind in the best passage")
         figs = [c.figure for c in chosen if c.figure is not None]
         if len(figs) == 2 and _SUM.search(q.text) and figs[0].unit == figs[1].unit and figs[0].unit != "date" \
                 and not any(self._is_total(hits[c.hit].chunk.text, c.figure) for c in chosen):

@@ -726,6 +726,16 @@ def format_quantity_en(value: float, unit: str, original: str) -> str:
     return f"{rendered} ({original})"
 
 
+PERIODS_EN = {
+    "年内": "within the year", "当年": "within the year", "今年": "this year", "年底": "by the end of the year",
+    "年底前": "by the end of the year", "年末": "by the end of the year", "年初": "at the start of the year",
+    "年中": "by mid-year", "上半年": "in the first half of the year", "下半年": "in the second half of the year",
+    "一季度": "in the first quarter", "二季度": "in the second quarter", "三季度": "in the third quarter",
+    "四季度": "in the fourth quarter", "月底": "by the end of the month", "月底前": "by the end of the month",
+    "月内": "within the month", "近期": "soon",
+}
+
+
 def chinese_unit_for(word: str) -> str | None:
     """The Chinese unit an English unit word stands for ("tonnes" -> 吨, "mu" -> 亩), if any."""
     word = word.lower().rstrip(".")

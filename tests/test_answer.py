@@ -25,6 +25,8 @@ from rag.pipeline import clean_question
     ("How many mu of farmland were built?", "en", "count"),
     ("How much did Chaohai invest in the school?", "en", "amount"),
     ("Had the list of problems been issued?", "en", "status"),
+    ("What year-end growth rate of the loan balance was targeted?", "en", "share"),
+    ("What year did the plan start?", "en", "deadline"),
 ])
 def test_asked_type(question, lang, expected):
     assert asked_type(question, lang) == expected
@@ -205,3 +207,27 @@ def test_a_who_question_is_answered_by_a_name(question):
     text = "新时代呼唤新作为,蓝莓合作社带动村民增收。合作社负责人;周海涛;蓝莓合作社由村党支部领办。"
     answer = _answer_from(text, question)
     assert not answer.abstained and re.split(r"依据|Source", answer.answer)[0].startswith("周海涛"), answer.answer
+
+
+@pytest.mark.parametrize("dated,question,expected", [
+    (True, "蓝谷核心区改革措施是哪一年印发的?", "2023年"),
+    (True, "When were the measures on the Blue Valley core area reform issued?", "2023年"),
+    (False, "蓝谷核心区改革措施是什么时候印发的?", None),  # no date in the source: decline
+    (False, "When were the measures on the Blue Valley core area reform issued?", None),
+])
+def test_a_when_question_takes_the_date_that_leads_the_sentence_or_declines(dated, question, expected):
+    text = "青岛市印发《关于深化蓝谷核心区改革的若干措施》,为蓝谷发展提供政策支撑。"
+    answer = _answer_from(("2023年," if dated else "") + text, question)
+    if expected is None:
+        assert answer.abstained, answer.answer
+    else:
+        assert re.split(r"依据|Source", answer.answer)[0].startswith(expected), answer.answer
+
+
+@pytest.mark.parametrize("question,expected", [
+    ("四川航泰要在什么时候投产?", "上半年"),
+    ("When is Sichuan Hangtai due to start production?", "in the first half of the year (上半年)"),
+])
+def test_a_time_without_a_number_answers_when(question, expected):
+    answer = _answer_from("推动中信海直建设北方运营中心、四川航泰上半年投产。", question)
+    assert re.split(r"依据|Source", answer.answer)[0].startswith(expected), answer.answer
