@@ -18,6 +18,7 @@ from .documents import DISTRICTS
 from .english import PERIODS_EN, chinese_unit_for, format_quantity_en
 from .grounding import COUNT_UNITS, UNITS, Found, find_figures
 from .models import Answer, Citation, Hit
+from .index import tokenize
 from .retriever import Query, contradicts, question_years, understand
 
 # What the question asks for: (type, Chinese cues, English cues); the first match wins.
@@ -25,7 +26,7 @@ ASKED = [
     ("unit", r"哪个部门|哪个单位|哪家单位|哪些部门|哪些单位|哪几个单位|哪几个部门|牵头单位|主办单位|责任单位|牵头部门|负责单位|由谁|谁负责|谁牵头|哪个机构|哪个主办",
      r"\bwhich\b[\w\s'-]{0,40}?\b(?:department|unit|agenc|office|bureau|bod(?:y|ies)|authorit|organi[sz]ation)|\bwho\b.{0,40}\b(?:lead|responsible|in charge)"
      r"|\blead(?:ing)? (?:unit|department|agenc|bod)|\bresponsible (?:unit|department|agency|body)|\bin charge\b"),
-    ("deadline", r"什么时候|何时|完成时限|时限|期限|截止|哪天|哪一天|几月|哪个月|哪一年|哪年|日期|时间节点|什么时间",
+    ("deadline", r"什么时候|何时|完成时限|时限|期限|截止|哪天|哪一天|几月|哪个月|哪[一二两三几]?年|日期|时间节点|什么时间",
      r"\bwhen\b|\bdeadline\b|\bby when\b|\bwhat date\b|\bwhich (?:month|year|date|day)\b|\bdue\b|\bwhat (?:time|period|year|month)\b(?!-)|\btime ?frame\b|\btime limit\b"),
     ("share", r"比例|百分之|百分比|占比|多少%|比率|(?:率|增速|增幅|增长)[^,。??]{0,5}(?:多少|几)|(?:多少|几)个百分点",
      r"\bpercent|\bpercentage\b|\bshare\b|\brate\b|\bratio\b|\bgrowth\b|%"),
@@ -33,10 +34,10 @@ ASKED = [
      r"\bhow much (?:money|funding|capital)|\binvest|\byuan\b|\b(?:us )?dollars?\b|\busd\b|\brmb\b|\bmoney\b|\bfunding\b|\bfunds?\b|\brevenue\b|\bloans?\b|\bbudget\b|\bcost\b|\bspen[dt]\b|\bsales\b|\bgdp\b|\bgross domestic\b|\bincome\b|\bprofit|\b(?:export|output|production) value\b"),
     ("count", r"多少|几个|几家|几处|几项|几条|几座|几所|几批|几次|几场|几人|几辆|数量|规模|多大|多长|多高|多重|多远",
      r"\bhow (?:many|much|large|big|long|high)\b|\bnumber of\b|\bcount\b|\bsize\b|\bwhat (?:was|is|were|are) the (?:target|number|total|quota|figure|capacity|area|length|volume|scale|throughput|output)\b"
-     r"|\b(?:target|quota|capacity|throughput)\b"),
+     r"|\b(?:targets?|quotas?|capacit(?:y|ies)|throughput|limit|ceiling)\b"),
     ("status", r"完成了吗|完成没有|是否完成|是否已|进展|进度|情况如何|怎么样|什么程度|状态|落实了吗|有没有|是否|吗[??]?$",
      r"\bstatus\b|\bprogress\b|^(?:did|does|do|is|was|were|has|had|have)\b|\bhow far\b"),
-    ("entity", r"哪些|哪家|哪个|哪位|哪几|什么|名称|是谁|叫什么|指",
+    ("entity", r"哪些|哪家|哪个|哪位|哪几|哪[一二两三四五六七八九十]|什么|名称|是谁|叫什么|指",
      r"\bwhich\b|\bwhat\b|\bname\b|\bwho\b"),
 ]
 _ASKED_RE = [(t, re.compile(zh), re.compile(en, re.I)) for t, zh, en in ASKED]
@@ -56,6 +57,9 @@ MARKERS = {
 _MARKERS_RE = {k: (re.compile(c), re.compile(zh), re.compile(en, re.I)) for k, (c, zh, en) in MARKERS.items()}
 # Times without a number that answer "when" (年内交付, 上半年投产, 年底前完成).
 _PERIOD = re.compile(r"年内|年底前?|年末|年初|年中|上半年|下半年|[一二三四]季度|月底前?|月内|近期|当年|今年")
+# A name in quotation marks or title marks.
+_QUOTED_NAME = re.compile(r"[“\"《]([^”\"》]{2,20})[”\"》]")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
 # The question insists on what was actually done, not planned.
 _ACTUAL = re.compile(r"实际|\bactual(?:ly)?\b", re.I)
 # Words that state where a task stands (what a status question wants to hear).
@@ -141,6 +145,22 @@ _SUM_ONLY = re.compile(r"(?:两处|两者|二者|两项|两个|两家|两地|这
                        r"|(?:and )?(?:what (?:is|was|are|were) )?(?:their|the) (?:combined )?(?:total|sum)(?: of (?:both|the two|them))?", re.I)
 
 
+_WH = re.compile(r"哪[一二两三四五六七八九十几]?[个家座所项条位种类批处名只台辆]?|什么|谁")
+
+
+def _anchors(question: str) -> list[str]:
+    """The words right before and after a Chinese question word ("引进|哪家|公司"): the answer
+    sits between the same words in the source."""
+    import jieba
+
+    m = _WH.search(question)
+    if not m:
+        return []
+    before = [w for w in jieba.lcut(question[:m.start()]) if len(w) >= 2]
+    after = [w for w in jieba.lcut(question[m.end():]) if len(w) >= 2]
+    return before[-1:] + after[:1]
+
+
 def split_parts(question: str, lang: str) -> list[str]:
     """The two halves of a two-fact question (split at ?, "和/与", "and", "with" ...), else
     [question]. A half that only asks for their sum is computed, not searched: the other half
@@ -157,6 +177,14 @@ def _split_once(question: str, lang: str) -> list[str]:
             if len(left) >= (12 if lang == "en" else 5) and len(right) >= (12 if lang == "en" else 5):
                 return [left, right]
     return [question]
+
+
+def _label_end(clause: str, f: Found) -> int:
+    """Where the words that belong to a figure end: a counted thing's noun follows it
+    ("1000个|停车泊位|、"), anything else is labelled before it."""
+    if f.unit not in COUNT_UNITS:
+        return f.end
+    return f.end + len(re.split(r"[、,,和及与]|\d", clause[f.end:])[0][:8])
 
 
 def _unit_fit(f: Found | None, asked: str, want_unit: str | None = None) -> float:
@@ -239,6 +267,7 @@ class Candidate:
     lead: str
     role: str = ""
     asked: str = ""  # the kind of fact this candidate answers (per half of a two-fact question)
+    clause_start: int = 0  # where its clause starts in the chunk text
 
 
 @dataclass
@@ -362,14 +391,14 @@ class ExtractiveAnswerer:
                         fit = 0.5
                     if ask.asked in ("count", "amount", "share", "deadline"):
                         score += 0.3 * fit
-                    elif figure is not None:
+                    elif figure is not None and ask.asked != "entity":  # a name answers which, not a number
                         score += 0.05
                     qs, qe = self._quote_window(text, s_start, s_end, s_start + ctx, s_start + cm.end())
-                    lead = re.sub(r"\s+", "", figure.text) if figure is not None else period.group(0) if period else ""
+                    lead = self._figure_text(text, figure) if figure is not None else period.group(0) if period else ""
                     own = cm.group(0).strip()
                     if ask.asked in ("status", "entity", "fact") and (figure is None or len(own) <= 40):
                         lead = own if len(own) <= 40 else lead  # a phrase answers these, not a number
-                    out.append(Candidate(hi, score, qs, qe, figure, lead, role, ask.asked))
+                    out.append(Candidate(hi, score, qs, qe, figure, lead, role, ask.asked, abs_start))
         return out
 
     @staticmethod
@@ -392,12 +421,15 @@ class ExtractiveAnswerer:
             score += 0.1 * cue["achieved"] - 0.1 * (cue["target"] and not cue["achieved"])
         return score
 
-    @staticmethod
-    def _pick_figure(clause: str, ask: "Ask", offset: int) -> Found | None:
-        """The figure of a clause that best fits what is asked; figures the question itself
-        states, ordinals (第三批) and bare years are not answers."""
-        best, best_fit = None, -9.0
-        for f in find_figures(clause):
+    def _pick_figure(self, clause: str, ask: "Ask", offset: int) -> Found | None:
+        """The figure of a clause that best fits what is asked: its unit, then how much of the
+        question its own label says (the words since the previous figure, and for a counted
+        thing the noun after it: "快速检测|1.8万批次", "1000个|停车泊位"). Figures the question
+        itself states, ordinals (第三批) and bare years are not answers."""
+        best, best_key = None, -9.0
+        total = sum(ask.weights.values()) or 1.0
+        figures = find_figures(clause)
+        for i, f in enumerate(figures):
             if (f.unit == "年" and ask.asked != "deadline") or clause[max(0, f.start - 1):f.start] == "第":
                 continue
             if any(abs(f.value - g) < 1e-9 for g in ask.given) or f.unit in ask.per_units:
@@ -406,12 +438,22 @@ class ExtractiveAnswerer:
                 continue  # "一批 / 一条": an article, not a quantity
             if f.unit == "期" and f.text[0] in "一二三四五六七八九十":
                 continue  # "四期": a phase of a project, not a quantity
-            fit = _unit_fit(f, ask.asked, ask.unit)
-            if fit > best_fit:
-                best, best_fit = f, fit
+            label = clause[_label_end(clause, figures[i - 1]) if i else 0:f.start] + clause[f.end:_label_end(clause, f)]
+            key = 0.3 * _unit_fit(f, ask.asked, ask.unit) + 0.25 * self._coverage(label, ask.weights) / total
+            if key > best_key:
+                best, best_key = f, key
         if best is None:
             return None
         return Found(best.text, offset + best.start, offset + best.end, best.value, best.unit)
+
+    @staticmethod
+    def _figure_text(text: str, figure: Found) -> str:
+        """A figure as the source writes it, without inner spaces: a whole range
+        ("2012—2013年"), a year with its part ("2022年一季度")."""
+        written = text[figure.start:figure.end]
+        if figure.unit == "年" and (part := re.match(rf"\s*(?:{_PERIOD.pattern})", text[figure.end:])):
+            written += part.group(0)
+        return re.sub(r"\s+", "", written)
 
     @staticmethod
     def _quote_window(text: str, s_start: int, s_end: int, c_start: int, c_end: int) -> tuple[int, int]:
@@ -554,12 +596,53 @@ class ExtractiveAnswerer:
         if asked in ("entity", "unit") and _PERSON_Q.search(q.text):
             if name := self._person(hit.chunk.text[cand.quote_start:cand.quote_end], q):
                 return name
+        if asked == "entity" and (name := self._new_name(q, hit, cand)):
+            return name
         f = cand.figure
-        if q.lang == "en" and f is not None and f.unit not in ("date", "年"):
+        if q.lang == "en" and f is not None and f.unit not in ("date", "年") and cand.lead == re.sub(r"\s+", "", f.text):
             return format_quantity_en(f.value, f.unit, f.text)
         if q.lang == "en" and cand.lead in PERIODS_EN:
             return f"{PERIODS_EN[cand.lead]} ({cand.lead})"
         return cand.lead
+
+    @staticmethod
+    def _new_name(q: Query, hit: Hit, cand: Candidate) -> str | None:
+        """What a which/what question asks for, from the quoted window's clauses, the one with
+        most of the question's words first: a quoted name the question does not say
+        (“即墨酥梨”), or the clause stripped at both ends of the question's own words and of
+        function words ("推动|浙商银行、日照银行、齐鲁银行|在区内新设分支机构"), if what is left
+        is mostly new."""
+        import jieba.posseg
+
+        known = {t for t, _ in q.bm25_tokens} | set(tokenize(q.text)) | set(tokenize(q.zh_text))
+        known = {t.lower() for t in known if len(t) >= 2 or _CJK.match(t)}
+        anchors = _anchors(q.text) if q.lang == "zh" else []
+        clauses = [m.group(0) for m in _CLAUSE.finditer(hit.chunk.text[cand.quote_start:cand.quote_end])]
+        clauses.sort(key=lambda c: (-sum(a in c for a in anchors), -sum(len(t) for t in known if len(t) >= 2 and t in c)))
+        for clause in clauses:
+            quoted = [x for x in _QUOTED_NAME.findall(clause) if x.lower() not in known]
+            if quoted:
+                return quoted[0]
+            toks = [(p.word, p.flag) for p in jieba.posseg.cut(clause)]
+
+            def strip(i: int, left: bool) -> bool:
+                w, f = toks[i]
+                return (w.lower() in known or f[0] in ("pcudfrmqx" if left else "pcudfr")
+                        or not re.search(r"[\w\u4e00-\u9fff]", w))
+
+            lo, hi = 0, len(toks)
+            while lo < hi and strip(lo, True):
+                lo += 1
+            while hi > lo and strip(hi - 1, False):
+                if toks[hi - 1][1].startswith("n") and hi - 2 >= lo and not strip(hi - 2, False):
+                    break  # 齐鲁|银行: the kind of thing named stays with the name
+                hi -= 1
+            name = "".join(w for w, _ in toks[lo:hi]).strip()
+            cjk = [ch for ch in name if _CJK.match(ch)]
+            new = sum(not any(ch in t for t in known) for ch in cjk)
+            if new >= 2 and new >= 0.4 * len(cjk) and len(name) <= 30:
+                return name
+        return None
 
     @staticmethod
     def _is_total(text: str, figure: Found) -> bool:

@@ -231,3 +231,27 @@ def test_a_when_question_takes_the_date_that_leads_the_sentence_or_declines(date
 def test_a_time_without_a_number_answers_when(question, expected):
     answer = _answer_from("推动中信海直建设北方运营中心、四川航泰上半年投产。", question)
     assert re.split(r"依据|Source", answer.answer)[0].startswith(expected), answer.answer
+
+
+@pytest.mark.parametrize("text,question,expected", [
+    ("推动现代金融发展,推动浙商银行、日照银行、齐鲁银行在区内新设分支机构,年末金融业增加值突破60亿元。",
+     "城阳区2023年计划推动哪三家银行在区内新设分支机构?", "浙商银行、日照银行、齐鲁银行"),
+    ("引进中商国诚有限公司,于5月27日签订海洋世界主题Mall战略合作协议。",
+     "潮海街道引进哪家公司签订了海洋世界主题Mall战略合作协议?", "中商国诚有限公司"),
+    ("大力发展品牌农业,打造“即墨酥梨”区域公用品牌。", "即墨计划打造什么区域公用品牌?", "即墨酥梨"),
+])
+def test_a_which_question_is_answered_by_the_new_name_not_the_clause(text, question, expected):
+    answer = _answer_from(text, question)
+    assert answer.answer.startswith(expected + "[1]"), answer.answer
+
+
+@pytest.mark.parametrize("text,question,expected", [
+    ("开展食品安全定性定量检测2500批次、快速检测1.8万批次。", "快速检测计划开展多少批次?", "1.8万批次"),
+    ("新建4个停车场、1000个停车泊位。", "停车泊位有多少个?", "1000个"),
+    ("平台统计出口额共计20.79亿美元(合人民币136.18亿元)。", "平台统计的出口额一共有多少美元?", "20.79亿美元"),
+    ("更新改造2012—2013年安装的超期器材1000余件。", "超期器材是在哪两年安装的?", "2012—2013年"),
+    ("2022 年一季度,首批羊肚菌上市。", "首批羊肚菌是什么时候上市的?", "2022年一季度"),
+])
+def test_the_figure_named_by_the_question_is_the_one_put_first(text, question, expected):
+    answer = _answer_from(text, question)
+    assert answer.answer.startswith(expected + "[1]"), answer.answer
