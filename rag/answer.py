@@ -145,6 +145,8 @@ _SUM_ONLY = re.compile(r"(?:两处|两者|二者|两项|两个|两家|两地|这
                        r"|(?:and )?(?:what (?:is|was|are|were) )?(?:their|the) (?:combined )?(?:total|sum)(?: of (?:both|the two|them))?", re.I)
 
 
+# Where a half's own subject ends and the predicate both halves share begins.
+_PREDICATE = re.compile(r"各|分别|都|一共|共|多少|几|哪|什么|是|有|\b(?:each|respectively|both|how|what|which|who|when|did|does|do|is|are|was|were|has|have|had)\b", re.I)
 _WH = re.compile(r"哪[一二两三四五六七八九十几]?[个家座所项条位种类批处名只台辆]?|什么|谁")
 
 
@@ -513,12 +515,13 @@ class ExtractiveAnswerer:
         chosen: list[Candidate] = []
         confidences: list[float] = []
         part_tokens = {part: {t for t, _ in self.understand(part).bm25_tokens} for part in parts}
+        subject_tokens = {part: {t for t, _ in self.understand(_PREDICATE.split(part)[0]).bm25_tokens} for part in parts}
         for part in parts:
             part_weights = weights if len(parts) == 1 else {
                 t: w * (1.6 if t in part_tokens[part] else 0.5) for t, w in weights.items()}
-            others = {} if len(parts) == 1 else {  # words only the other half says
+            others = {} if len(parts) == 1 else {  # the other half's own subject ("A和|B|各筹集了多少套")
                 t: w for t, w in weights.items() if t not in part_tokens[part]
-                and all(t in part_tokens[o] for o in parts if o != part)}
+                and all(t in subject_tokens[o] for o in parts if o != part)}
             part_asked = asked_type(part, q.lang) if len(parts) > 1 else asked
             ask = self._ask(q, part, part_weights, asked if part_asked in ("fact", "entity") else part_asked, others)
             cands = sorted(self._candidates(q, hits, ask), key=lambda c: c.score, reverse=True)
@@ -605,8 +608,7 @@ class ExtractiveAnswerer:
             return f"{PERIODS_EN[cand.lead]} ({cand.lead})"
         return cand.lead
 
-    @staticmethod
-    def _new_name(q: Query, hit: Hit, cand: Candidate) -> str | None:
+    def _new_name(self, q: Query, hit: Hit, cand: Candidate) -> str | None:
         """What a which/what question asks for, from the quoted window's clauses, the one with
         most of the question's words first: a quoted name the question does not say
         (“即墨酥梨”), or the clause stripped at both ends of the question's own words and of
@@ -615,10 +617,11 @@ class ExtractiveAnswerer:
         import jieba.posseg
 
         known = {t for t, _ in q.bm25_tokens} | set(tokenize(q.text)) | set(tokenize(q.zh_text))
-        known = {t.lower() for t in known if len(t) >= 2 or _CJK.match(t)}
+        known = {t.lower() for t in known}
         anchors = _anchors(q.text) if q.lang == "zh" else []
+        weights = self._weights(q)
         clauses = [m.group(0) for m in _CLAUSE.finditer(hit.chunk.text[cand.quote_start:cand.quote_end])]
-        clauses.sort(key=lambda c: (-sum(a in c for a in anchors), -sum(len(t) for t in known if len(t) >= 2 and t in c)))
+        clauses.sort(key=lambda c: (-sum(a in c for a in anchors), -self._coverage(c, weights)))
         for clause in clauses:
             quoted = [x for x in _QUOTED_NAME.findall(clause) if x.lower() not in known]
             if quoted:
@@ -627,8 +630,9 @@ class ExtractiveAnswerer:
 
             def strip(i: int, left: bool) -> bool:
                 w, f = toks[i]
-                return (w.lower() in known or f[0] in ("pcudfrmqx" if left else "pcudfr")
-                        or not re.search(r"[\w\u4e00-\u9fff]", w))
+                counted = i > 0 and toks[i - 1][1] == "m"  # 18|号: a number's unit is part of it
+                return ((w.lower() in known and not (len(w) == 1 and counted))
+                        or f[0] in ("pcudfrmqx" if left else "pcudfr") or not re.search(r"[\w\u4e00-\u9fff]", w))
 
             lo, hi = 0, len(toks)
             while lo < hi and strip(lo, True):
@@ -639,7 +643,7 @@ class ExtractiveAnswerer:
                 hi -= 1
             name = "".join(w for w, _ in toks[lo:hi]).strip()
             cjk = [ch for ch in name if _CJK.match(ch)]
-            new = sum(not any(ch in t for t in known) for ch in cjk)
+            new = sum(not any(ch in t for t in known if len(t) > 1) for ch in cjk)
             if new >= 2 and new >= 0.4 * len(cjk) and len(name) <= 30:
                 return name
         return None
