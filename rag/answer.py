@@ -362,12 +362,12 @@ class ExtractiveAnswerer:
                 s_cov = self._coverage(sent, weights)
                 clauses = list(_CLAUSE.finditer(sent))
                 for ci, cm in enumerate(clauses):
-                    # a short clause reads with the one before it (its subject)
-                    ctx = clauses[ci - 1].start() if ci and len(cm.group(0)) < 25 else cm.start()
+                    # a short clause reads with the one before it (its subject), unless it names the
+                    # other half's own subject: then it is about that half
+                    other = sum(w for t, w in ask.others.items() if t in cm.group(0).lower())
+                    ctx = clauses[ci - 1].start() if ci and len(cm.group(0)) < 25 and not other else cm.start()
                     clause = sent[ctx:cm.end()]
-                    c_cov = self._coverage(clause, weights)
-                    if ask.others:  # a clause naming the other half's own subject is about that half
-                        c_cov -= 0.5 * sum(w for t, w in ask.others.items() if t in cm.group(0).lower())
+                    c_cov = self._coverage(clause, weights) - 0.5 * other
                     score = bonus + 0.3 * s_cov / total + 0.45 * c_cov / total
                     if ask.bigrams:
                         score += 0.3 * sum(g in clause for g in ask.bigrams) / len(ask.bigrams)
