@@ -530,7 +530,7 @@ class Vocabulary:
     def __init__(self, words: Iterable[str]) -> None:
         self.words = frozenset(words)
         self._by_char: dict[str, list[str]] = {}
-        for w in sorted(self.words, key=len):
+        for w in sorted(self.words, key=lambda w: (len(w), w)):
             if len(w) <= 6 and _CJK_RE.match(w):
                 for ch in set(w):
                     self._by_char.setdefault(ch, []).append(w)
