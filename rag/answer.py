@@ -37,7 +37,7 @@ ASKED = [
      r"|\b(?:targets?|quotas?|capacit(?:y|ies)|throughput|limit|ceiling)\b"),
     ("status", r"完成了吗|完成没有|是否完成|是否已|进展|进度|情况如何|怎么样|什么程度|状态|落实了吗|有没有|是否|吗[??]?$",
      r"\bstatus\b|\bprogress\b|^(?:did|does|do|is|was|were|has|had|have)\b|\bhow far\b"),
-    ("entity", r"哪些|哪家|哪个|哪位|哪几|哪[一二两三四五六七八九十]|什么|名称|是谁|叫什么|指",
+    ("entity", r"哪些|哪家|哪个|哪位|哪几|哪[\d一二两三四五六七八九十]|什么|名称|是谁|叫什么|指",
      r"\bwhich\b|\bwhat\b|\bname\b|\bwho\b"),
 ]
 _ASKED_RE = [(t, re.compile(zh), re.compile(en, re.I)) for t, zh, en in ASKED]
@@ -147,7 +147,7 @@ _SUM_ONLY = re.compile(r"(?:两处|两者|二者|两项|两个|两家|两地|这
 
 # Where a half's own subject ends and the predicate both halves share begins.
 _PREDICATE = re.compile(r"各|分别|都|一共|共|多少|几|哪|什么|是|有|\b(?:each|respectively|both|how|what|which|who|when|did|does|do|is|are|was|were|has|have|had)\b", re.I)
-_WH = re.compile(r"哪[一二两三四五六七八九十几]?[个家座所项条位种类批处名只台辆]?|什么|谁")
+_WH = re.compile(r"哪(?:\d+|[一二两三四五六七八九十几])?[个家座所项条位种类批处名只台辆]?|什么|谁")
 
 
 def _anchors(question: str) -> list[str]:
@@ -291,6 +291,7 @@ class Ask:
     person: bool = False  # the question asks who (a person's name answers it, or a unit)
     others: dict[str, float] = field(default_factory=dict)  # weights of words only the other half says
     text: str = ""  # the (half of the) question
+    anchors: list[str] = field(default_factory=list)  # words around the question word (zh which-questions)
 
 
 class ExtractiveAnswerer:
@@ -376,6 +377,8 @@ class ExtractiveAnswerer:
                     score += self._marker_score(cm.group(0), role, ask)
                     if ask.asked == "status" and STATUS_CUES.search(cm.group(0)):
                         score += 0.15
+                    if ask.anchors:  # "引进|哪家|公司": the answer sits between the same words
+                        score += 0.15 * sum(a in clause for a in ask.anchors)
                     if ask.per_units:  # a rate per mu answers "每亩 / per mu", one per jin or head does not
                         rates = {a or b for a, b in _PER_UNIT.findall(clause)}
                         score += 0.2 if rates & ask.per_units else -0.2 if rates else 0.0
@@ -496,7 +499,7 @@ class ExtractiveAnswerer:
         bigrams -= QUESTION_WORDS
         return Ask(asked, asked_unit(text, q.lang) or asked_unit(q.text, q.lang), markers, wants, weights,
                    years, doc_years, districts, given, per, bigrams, asked in ("entity", "unit") and bool(_PERSON_Q.search(text)),
-                   others or {}, text)
+                   others or {}, text, _anchors(text) if asked == "entity" and q.lang == "zh" and not _PERSON_Q.search(text) else [])
 
     def answer(self, q: Query, hits: list[Hit]) -> Answer:
         """An Answer with the fact first and citations; abstains when the evidence is weak."""
@@ -525,6 +528,10 @@ class ExtractiveAnswerer:
             part_asked = asked_type(part, q.lang) if len(parts) > 1 else asked
             ask = self._ask(q, part, part_weights, asked if part_asked in ("fact", "entity") else part_asked, others)
             cands = sorted(self._candidates(q, hits, ask), key=lambda c: c.score, reverse=True)
+            if ask.asked == "entity" and not ask.person and cands:  # which: a near-best clause that names something new
+                named = next((c for c in cands[:5] if c.score >= cands[0].score - 0.3
+                              and self._new_name(q, hits[c.hit], c)), None)
+                cands = [named] + cands if named else cands
             pick = next((c for c in cands if all(
                 (c.hit, c.quote_start) != (o.hit, o.quote_start) or c.lead != o.lead for o in chosen)
                 and not any(c.figure and o.figure and abs(c.figure.value - o.figure.value) < 1e-9 for o in chosen)), None)
@@ -568,6 +575,8 @@ class ExtractiveAnswerer:
         if role == "target" and _ACTUAL.search(ask.text):  # asked what was actually done, found a plan
             conf -= 0.3
         conf -= 0.3 * len(self._unknown_nouns(q))
+        if ask.asked == "entity" and not ask.person and not self._new_name(q, hits[best.hit], best):
+            conf -= 0.3  # asked which, and the passage names nothing the question does not already say
         return max(0.0, min(1.0, conf))
 
     # ---------------------------------------------------------------- composing
@@ -623,6 +632,8 @@ class ExtractiveAnswerer:
         clauses = [m.group(0) for m in _CLAUSE.finditer(hit.chunk.text[cand.quote_start:cand.quote_end])]
         clauses.sort(key=lambda c: (-sum(a in c for a in anchors), -self._coverage(c, weights)))
         for clause in clauses:
+            if not self._coverage(clause, weights):
+                break  # the rest say nothing the question asks about
             quoted = [x for x in _QUOTED_NAME.findall(clause) if x.lower() not in known]
             if quoted:
                 return quoted[0]

@@ -255,3 +255,13 @@ def test_a_which_question_is_answered_by_the_new_name_not_the_clause(text, quest
 def test_the_figure_named_by_the_question_is_the_one_put_first(text, question, expected):
     answer = _answer_from(text, question)
     assert answer.answer.startswith(expected + "[1]"), answer.answer
+
+
+def test_a_which_question_prefers_a_passage_that_names_something_new():
+    text = "优化人居环境,新建4个停车场、1000个停车泊位。"
+    question = "城阳区新建的4个停车场分别建在哪些位置?"
+    named = _answer_from(text + "停车场分别建在流亭街道、夏庄街道。", question)
+    unnamed = _answer_from(text, question)
+    conf = lambda a: float(next(n for n in a.notes if n.startswith("confidence")).split()[-1]) if not a.abstained else 0.0
+    assert "流亭街道、夏庄街道" in named.answer.split("依据")[0], named.answer
+    assert conf(unnamed) < conf(named), (named.answer, unnamed.answer)
