@@ -649,11 +649,11 @@ class ExtractiveAnswerer:
             while lo < hi and strip(lo, True):
                 lo += 1
             while hi > lo and strip(hi - 1, False):
-                if toks[hi - 1][1].startswith("n") and hi - 2 >= lo and not strip(hi - 2, False):
-                    break  # 齐鲁|银行: the kind of thing named stays with the name
                 hi -= 1
+            cjk = [ch for w, _ in toks[lo:hi] for ch in w if _CJK.match(ch)]
+            while lo < hi < len(toks) and toks[hi][1].startswith("n"):
+                hi += 1  # 齐鲁|银行, 大任河|污水处理厂: the kind of thing named stays with the name
             name = "".join(w for w, _ in toks[lo:hi]).strip()
-            cjk = [ch for ch in name if _CJK.match(ch)]
             new = sum(not any(ch in t for t in known if len(t) > 1) for ch in cjk)
             if new >= 2 and new >= 0.4 * len(cjk) and len(name) <= 30:
                 return name

@@ -239,6 +239,7 @@ def test_a_time_without_a_number_answers_when(question, expected):
     ("引进中商国诚有限公司,于5月27日签订海洋世界主题Mall战略合作协议。",
      "潮海街道引进哪家公司签订了海洋世界主题Mall战略合作协议?", "中商国诚有限公司"),
     ("大力发展品牌农业,打造“即墨酥梨”区域公用品牌。", "即墨计划打造什么区域公用品牌?", "即墨酥梨"),
+    ("扩建大任河污水处理厂,开展墨水河生态治理。", "即墨区要扩建哪个污水处理厂?", "大任河污水处理厂"),
 ])
 def test_a_which_question_is_answered_by_the_new_name_not_the_clause(text, question, expected):
     answer = _answer_from(text, question)
