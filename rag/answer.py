@@ -181,6 +181,12 @@ def _split_once(question: str, lang: str) -> list[str]:
     return [question]
 
 
+def _novelty(clause: str, q: Query) -> float:
+    """The share of a clause's Chinese characters the question does not use."""
+    cjk = _CJK.findall(clause)
+    return sum(ch not in q.text and ch not in q.zh_text for ch in cjk) / len(cjk) if cjk else 0.0
+
+
 def _label_end(clause: str, f: Found) -> int:
     """Where the words that belong to a figure end: a counted thing's noun follows it
     ("1000个|停车泊位|、"), anything else is labelled before it."""
@@ -204,7 +210,9 @@ def _unit_fit(f: Found | None, asked: str, want_unit: str | None = None) -> floa
     if asked == "share":
         return 1.0 if f.unit in SHARE_UNITS else -0.5
     if asked == "count":
-        if f.unit in ("%", "date", "年"):
+        if f.unit == "%":  # "完成了多少": a share of the work done can answer it
+            return 0.3
+        if f.unit in ("date", "年"):
             return -0.4
         return 1.0 if f.unit in QUANTITY_UNITS else (0.6 if f.unit in AMOUNT_UNITS else 0.2)
     if asked == "deadline":
@@ -349,7 +357,7 @@ class ExtractiveAnswerer:
             chunk_cov = self._coverage(hit.chunk.embed_text, weights)
             regions = _regions(hit)
             meta = hit.chunk.meta
-            bonus = prior + 0.2 * chunk_cov / total
+            bonus = prior + (0.4 if ask.asked == "status" else 0.2) * chunk_cov / total  # a status is of one task
             if ask.asked == "unit" and meta.get("lead_unit"):
                 bonus += 0.3
             elif ask.asked == "deadline" and meta.get("deadline") not in (None, "已完成"):
@@ -375,8 +383,9 @@ class ExtractiveAnswerer:
                     abs_start = s_start + cm.start()
                     role = next((r for lo, hi_, r in regions if lo <= abs_start < hi_), "")
                     score += self._marker_score(cm.group(0), role, ask)
-                    if ask.asked == "status" and STATUS_CUES.search(cm.group(0)):
-                        score += 0.15
+                    if ask.asked == "status":  # where it stands, not the task restated
+                        cue = bool(STATUS_CUES.search(cm.group(0)))
+                        score += 0.15 if cue else -1.0 * (_novelty(cm.group(0), q) < 0.3)
                     if ask.anchors:  # "引进|哪家|公司": the answer sits between the same words
                         score += 0.15 * sum(a in clause for a in ask.anchors)
                     if ask.per_units:  # a rate per mu answers "每亩 / per mu", one per jin or head does not
@@ -594,8 +603,8 @@ class ExtractiveAnswerer:
         meta = hit.chunk.meta
         if asked == "unit" and meta.get("lead_unit"):
             return meta["lead_unit"]
-        if asked == "deadline" and meta.get("deadline") and meta["deadline"] != "已完成" \
-                and (_TIME_LIMIT.search(q.text) or cand.figure is None or cand.figure.unit != "date"):
+        if asked == "deadline" and meta.get("deadline") and meta["deadline"] != "已完成" and (
+                _TIME_LIMIT.search(q.text) or (cand.figure is None or cand.figure.unit != "date") and not _PERIOD.fullmatch(cand.lead)):
             return meta["deadline"]
         if asked == "status" and meta.get("deadline") == "已完成":
             return f"已完成({cand.lead})" if cand.lead and cand.role == "achieved" else "已完成"

@@ -266,3 +266,13 @@ def test_a_which_question_prefers_a_passage_that_names_something_new():
     conf = lambda a: float(next(n for n in a.notes if n.startswith("confidence")).split()[-1]) if not a.abstained else 0.0
     assert "流亭街道、夏庄街道" in named.answer.split("依据")[0], named.answer
     assert conf(unnamed) < conf(named), (named.answer, unnamed.answer)
+
+
+def test_a_status_answer_says_where_the_task_stands_not_the_task_again():
+    answer = _answer_from("推动万达广场开门纳客。项目主体结构完成,正在进行内装施工。", "万达广场开门纳客这项任务进展如何?")
+    assert answer.answer.startswith("项目主体结构完成"), answer.answer
+
+
+def test_how_much_of_a_work_is_done_can_be_a_share():
+    answer = _answer_from("孵化基地已入驻10家企业;孵化基地主体工程已完成60%。", "孵化基地主体工程完成了多少?")
+    assert answer.answer.startswith("60%"), answer.answer
