@@ -116,6 +116,10 @@ def test_vocabulary_resolves_headwords_the_corpus_does_not_use():
         ("elderly care", "养老"),
         ("kindergartens", "幼儿园"),
         ("deadline", "完成时限"),
+        ("in October 2022", "10月"),  # the documents write months with digits
+        ("marine industries", "海洋"),
+        ("petition cases", "信访"),
+        ("start construction", "开工"),
     ],
 )
 def test_domain_terms_expand(english_text, chinese):
