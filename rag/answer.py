@@ -187,6 +187,33 @@ def _novelty(clause: str, q: Query) -> float:
     return sum(ch not in q.text and ch not in q.zh_text for ch in cjk) / len(cjk) if cjk else 0.0
 
 
+def _states_figure(text: str) -> bool:
+    return any(f.unit not in ("date", "年") for f in find_figures(text))
+
+
+def _has_subject(clause: str) -> bool:
+    """True when a clause names its own thing before its figure ("市级以上工业设计中心|达到24家"),
+    not only a verb ("2022年共建设完成|1115处")."""
+    import jieba.posseg
+
+    figures = find_figures(clause)
+    head = clause[:figures[0].start] if figures else clause
+    if re.search(r"[该此其]|这[个项些]", head):  # "该工程": the thing of the clause before
+        return False
+    return any(p.flag.startswith("n") and len(p.word) >= 2 for p in jieba.posseg.cut(head))
+
+
+def _respectively(clause: str, figures: list[Found]) -> dict[int, str]:
+    """For "A、B分别发展到410家和437家": figure index -> the item it belongs to ({i: "A", j: "B"}),
+    when the items before 分别 and the figures after it are as many."""
+    at = clause.find("分别")
+    if at < 0:
+        return {}
+    items = [x for x in re.split(r"[、和与及]", clause[:at]) if x.strip()]
+    after = [i for i, f in enumerate(figures) if f.start > at]
+    return dict(zip(after, items)) if len(items) == len(after) >= 2 else {}
+
+
 def _label_end(clause: str, f: Found) -> int:
     """Where the words that belong to a figure end: a counted thing's noun follows it
     ("1000个|停车泊位|、"), anything else is labelled before it."""
@@ -372,9 +399,11 @@ class ExtractiveAnswerer:
                 clauses = list(_CLAUSE.finditer(sent))
                 for ci, cm in enumerate(clauses):
                     # a short clause reads with the one before it (its subject), unless it names the
-                    # other half's own subject: then it is about that half
+                    # other half's own subject, or both state a figure of a thing of their own
                     other = sum(w for t, w in ask.others.items() if t in cm.group(0).lower())
-                    ctx = clauses[ci - 1].start() if ci and len(cm.group(0)) < 25 and not other else cm.start()
+                    borrow = ci and len(cm.group(0)) < 25 and not other and not (
+                        _states_figure(clauses[ci - 1].group(0)) and _has_subject(cm.group(0)))
+                    ctx = clauses[ci - 1].start() if borrow else cm.start()
                     clause = sent[ctx:cm.end()]
                     c_cov = self._coverage(clause, weights) - 0.5 * other
                     score = bonus + 0.3 * s_cov / total + 0.45 * c_cov / total
@@ -443,6 +472,7 @@ class ExtractiveAnswerer:
         best, best_key = None, -9.0
         total = sum(ask.weights.values()) or 1.0
         figures = find_figures(clause)
+        paired = _respectively(clause, figures)
         for i, f in enumerate(figures):
             if (f.unit == "年" and ask.asked != "deadline") or clause[max(0, f.start - 1):f.start] == "第":
                 continue
@@ -452,7 +482,8 @@ class ExtractiveAnswerer:
                 continue  # "一批 / 一条": an article, not a quantity
             if f.unit == "期" and f.text[0] in "一二三四五六七八九十":
                 continue  # "四期": a phase of a project, not a quantity
-            label = clause[_label_end(clause, figures[i - 1]) if i else 0:f.start] + clause[f.end:_label_end(clause, f)]
+            label = paired.get(i) or (clause[_label_end(clause, figures[i - 1]) if i else 0:f.start]
+                                      + clause[f.end:_label_end(clause, f)])
             key = 0.3 * _unit_fit(f, ask.asked, ask.unit) + 0.25 * self._coverage(label, ask.weights) / total
             if key > best_key:
                 best, best_key = f, key
