@@ -276,3 +276,15 @@ def test_a_status_answer_says_where_the_task_stands_not_the_task_again():
 def test_how_much_of_a_work_is_done_can_be_a_share():
     answer = _answer_from("孵化基地已入驻10家企业;孵化基地主体工程已完成60%。", "孵化基地主体工程完成了多少?")
     assert answer.answer.startswith("60%"), answer.answer
+
+
+@pytest.mark.parametrize("text,question,expected", [
+    ("高新技术企业、科技中小企业分别发展到410家和437家,市级以上工业设计中心达到24家。", "科技中小企业发展到多少家?", "437家"),
+    ("高新技术企业、科技中小企业分别发展到410家和437家,市级以上工业设计中心达到24家。", "高新技术企业发展到多少家?", "410家"),
+    ("完成利用外资3085万美元,利用内资30亿元;", "利用外资多少?", "3085万美元"),
+    ("投资390万元实施朗润园规划路工程,目前该工程已完工通车;投资10万元完成道路整修工程;",
+     "朗润园规划路工程进展到什么程度了?", "目前该工程已完工通车"),
+])
+def test_each_figure_goes_with_its_own_thing(text, question, expected):
+    answer = _answer_from(text, question)
+    assert answer.answer.startswith(expected + "[1]"), answer.answer
