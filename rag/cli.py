@@ -70,11 +70,13 @@ def _pipeline(args: argparse.Namespace):
 
 def cmd_ask(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
-    stream, streamed = None, []
-    if args.llm and not args.json:
-        def stream(tok: str) -> None:
-            streamed.append(tok)
-            print(tok, end="", flush=True)
+    streamed: list[str] = []
+
+    def echo(tok: str) -> None:
+        streamed.append(tok)
+        print(tok, end="", flush=True)
+
+    stream = echo if args.llm and not args.json else None
     answer = pipeline.ask(args.question, k=args.k, use_llm=args.llm, on_token=stream)
     if args.json:
         print(json.dumps(asdict(answer), ensure_ascii=False, indent=1))
