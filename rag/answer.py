@@ -5,7 +5,9 @@ Scoring is general, not keyed on questions: the kind of fact asked (count, amoun
 date, unit, status, entity), how much of the question's informative (IDF-weighted) wording a
 clause, its sentence and its chunk share, whether the clause is a target, a cumulative total
 or an achievement as the question asks (for task rows the column it sits in says so), and
-the rank of the chunk it comes from.
+the rank of the chunk it comes from. What is put first is the asked thing itself: the figure
+its own words name, the new name a which-question asks for, a date or period, a person, a
+task row's lead unit or deadline cell.
 """
 from __future__ import annotations
 
