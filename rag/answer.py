@@ -25,11 +25,13 @@ from .retriever import Query, contradicts, question_years, understand
 
 # What the question asks for: (type, Chinese cues, English cues); the first match wins.
 ASKED = [
-    ("unit", r"哪个部门|哪个单位|哪家单位|哪些部门|哪些单位|哪几个单位|哪几个部门|牵头单位|主办单位|责任单位|牵头部门|负责单位|由谁|谁负责|谁牵头|哪个机构|哪个主办",
+    ("unit", r"哪(?!位)[^,,。??]{0,6}(?:牵头|主办|负责)|哪个部门|哪个单位|哪家单位|哪些部门|哪些单位|哪几个单位|哪几个部门|牵头单位|主办单位|责任单位|牵头部门|负责单位|由谁|谁负责|谁牵头|哪个机构|哪个主办",
      r"\bwhich\b[\w\s'-]{0,40}?\b(?:department|unit|agenc|office|bureau|bod(?:y|ies)|authorit|organi[sz]ation)|\bwho\b.{0,40}\b(?:lead|responsible|in charge)"
      r"|\blead(?:ing)? (?:unit|department|agenc|bod)|\bresponsible (?:unit|department|agency|body)|\bin charge\b"),
     ("deadline", r"什么时候|何时|完成时限|时限|期限|截止|哪天|哪一天|几月|哪个月|哪[一二两三几]?年|日期|时间节点|什么时间",
      r"\bwhen\b|\bdeadline\b|\bby when\b|\bwhat date\b|\bwhich (?:month|year|date|day)\b|\bdue\b|\bwhat (?:time|period|year|month)\b(?!-)|\btime ?frame\b|\btime limit\b"),
+    ("status", r"哪一步|什么阶段|什么程度|到哪一步|进展到|推进到|做到哪", r"\bwhat stage\b|\bhow far\b"),
+    ("entity", r"哪些|哪几|哪[\d一二两三四五六七八九十]|哪家|哪个|哪座|哪所", r"^which\b"),
     ("share", r"比例|百分之|百分比|占比|多少%|比率|(?:率|增速|增幅|增长)[^,。??]{0,5}(?:多少|几)|(?:多少|几)个百分点",
      r"\bpercent|\bpercentage\b|\bshare\b|\brate\b|\bratio\b|\bgrowth\b|%"),
     ("amount", r"(?:多少|几)(?:钱|元|亿|万元|美元)|(?:投资|资金|金额|产值|销售额|营收|收入|贷款|融资|预算|投入|总值|利润)[^,。??]{0,6}(?:多少|几)|多少(?:投资|资金|金额)",
@@ -81,10 +83,11 @@ QUESTION_WORDS = frozenset(
     "主办 单位 主办单位 牵头 牵头单位 部门 负责 完成 时限 完成时限 进展 多长 多大 多高 多重 多远 多久 "
     "要 能 能够 可以 会 有 哪 哪里 哪儿 多 几 是 为 了 吗 呢 到 把 给 让 被 后 前 大约 约 左右 能达到 达到 "
     "哪几个 几个 哪几 列 列出 列了 分别 各 各是 "
-    "进展表 情况表 表里 表中 文件中 报告里 报告中 文中 里面 当中 其中".split())  # words that point at the document itself
+    "进展表 情况表 表里 表中 文件中 报告里 报告中 文中 里面 当中 其中 "
+    "那 这 那篇 这篇 篇 文章 介绍 报道 新闻 资讯 消息 稿件 提到 提及 写 说 讲 称 根据 按照 据 依据".split())  # words that point at the document itself
 AMOUNT_UNITS = {"元", "美元"}
 SHARE_UNITS = {"%", "个百分点", "百分点"}
-QUANTITY_UNITS = COUNT_UNITS | {"人", "人次", "亩", "吨", "平方米", "立方米", "公里", "千米", "米", "辆", "场",
+QUANTITY_UNITS = COUNT_UNITS | {"人", "名", "人次", "亩", "吨", "平方米", "立方米", "公里", "千米", "米", "辆", "场",
                                 "批次", "次", "床", "棵", "株", "千瓦", "兆瓦", "千伏", "斤", "公斤", "个月", "张",
                                 "期", "班", "余次", "倍", "标箱", "TEU", "小时", "天", "周"}
 MAX_QUOTE = 110  # characters of a quoted window
@@ -110,12 +113,12 @@ def is_multi(question: str, lang: str) -> bool:
     if lang == "en":
         return bool(re.search(r"\bcompare|\bversus\b|\bvs\b|\bboth\b|\bcombined\b|\brespectively\b|\band (?:how|what|which|who|when)\b"
                               r"|\bhow many \w+(?: \w+)? and how many\b|\band their\b", question, re.I))
-    return bool(re.search(r"分别|相比|比较|对比|合计|加起来|总和|各是|各为|[??].+[??]|多少.*(?:和|与|以及).*多少", question))
+    return bool(re.search(r"分别|相比|比较|对比|合计|加起来|总和|各是|各为|[??].+[??]|多少.*(?:和|与|以及|、).*多少", question))
 
 
 _ASKED_UNIT_ZH = re.compile(rf"(?:多少|几)(?:万|亿)?({'|'.join(map(re.escape, UNITS))})")
 _PLURAL_UNITS = re.compile(r"哪几个|哪些|几个(?:主办|牵头)|分别由|\b(?:units|departments|agencies|bodies)\b", re.I)
-_SPLIT_ZH = [re.compile(r"[??;;]"), re.compile(r"[,,](?:与|和|以及|及|还有)"), re.compile(r"以及|与|和|及")]
+_SPLIT_ZH = [re.compile(r"[??;;]"), re.compile(r"[,,](?:与|和|以及|及|还有)|、(?=多少|几)"), re.compile(r"以及|与|和|及")]
 _SPLIT_EN = [re.compile(r"\?"), re.compile(r",? and (?=how|what|which|who|when|the|its|in)", re.I),
              re.compile(r"\b(?:with|versus|vs\.?|against)\b", re.I), re.compile(r"\band\b", re.I)]
 
@@ -160,8 +163,8 @@ def _anchors(question: str) -> list[str]:
     m = _WH.search(question)
     if not m:
         return []
-    before = [w for w in jieba.lcut(question[:m.start()]) if len(w) >= 2]
-    after = [w for w in jieba.lcut(question[m.end():]) if len(w) >= 2]
+    before = [w for w in jieba.lcut(question[:m.start()]) if len(w) >= 2 and w not in QUESTION_WORDS]
+    after = [w for w in jieba.lcut(question[m.end():]) if len(w) >= 2 and w not in QUESTION_WORDS]
     return before[-1:] + after[:1]
 
 
@@ -232,7 +235,7 @@ def _unit_fit(f: Found | None, asked: str, want_unit: str | None = None) -> floa
         if f.unit == want_unit:
             return 1.2
         if want_unit in COUNT_UNITS and f.unit in COUNT_UNITS:
-            return 0.8 if want_unit == "个" else 0.5
+            return 0.8 if want_unit == "个" else 0.1  # 多少票: 家 counts something else
         return 0.1 if not f.unit else -0.6
     if asked == "amount":
         return 1.0 if f.unit in AMOUNT_UNITS else -0.5
@@ -244,8 +247,8 @@ def _unit_fit(f: Found | None, asked: str, want_unit: str | None = None) -> floa
         if f.unit in ("date", "年"):
             return -0.4
         return 1.0 if f.unit in QUANTITY_UNITS else (0.6 if f.unit in AMOUNT_UNITS else 0.2)
-    if asked == "deadline":
-        return 1.0 if f.unit == "date" else (0.5 if f.unit == "年" else -0.5)
+    if asked == "deadline":  # a calendar year, not a duration (三年)
+        return 1.0 if f.unit == "date" else (0.5 if f.unit == "年" and f.value >= 1900 else -0.5)
     return 0.0
 
 
@@ -435,7 +438,7 @@ class ExtractiveAnswerer:
                     if period:  # "上半年投产", "年内交付": a time without a number
                         fit = 0.5
                     if ask.asked in ("count", "amount", "share", "deadline"):
-                        score += 0.3 * fit
+                        score += (0.5 if ask.unit else 0.3) * fit  # a unit the question names is strong evidence
                     elif figure is not None and ask.asked != "entity":  # a name answers which, not a number
                         score += 0.05
                     qs, qe = self._quote_window(text, s_start, s_end, s_start + ctx, s_start + cm.end())
