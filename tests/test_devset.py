@@ -174,3 +174,31 @@ def test_counts_and_coverage():
     for lang_or_type, key in (("en", "lang"), ("unanswerable", "type")):
         covered = {it["doc"] for it in ITEMS if it[key] == lang_or_type}
         assert seed_docs <= covered, f"no {lang_or_type} items for {sorted(seed_docs - covered)}"
+
+
+HOLDOUT = ROOT / "eval" / "holdout.jsonl"
+HOLD_ITEMS = [json.loads(line) for line in HOLDOUT.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("item", HOLD_ITEMS, ids=_ids(HOLD_ITEMS))
+def test_holdout_items_are_verifiable(item):
+    """eval/holdout.jsonl (written apart from the system, never tuned on): every answerable
+    quote is in its document and holds every accepted answer; no question repeats dev.jsonl."""
+    assert item["type"] in TYPES and item["lang"] in LANGS
+    assert normalise(item["question"]) not in {normalise(it["question"]) for it in ITEMS}
+    if item["type"] == "unanswerable":
+        assert item["quote"] == "" and item["accept"] == []
+        return
+    quotes = [(item["quote"], item["doc"])] + list(zip(item.get("quotes", []), item.get("docs", [])))
+    for quote, doc in quotes:
+        assert normalise(quote) in normalise(doc_text(doc)), quote
+    supporting = normalise("".join(q for q, _ in quotes))
+    for group in item.get("accept_all") or [item["accept"]]:
+        assert any(normalise(a) in supporting for a in group), group
+
+
+def test_holdout_ids_unique_and_mix_like_the_hidden_set():
+    assert len({it["id"] for it in HOLD_ITEMS}) == len(HOLD_ITEMS) >= 50
+    langs = Counter(it["lang"] for it in HOLD_ITEMS)
+    assert 0.1 <= langs["en"] / len(HOLD_ITEMS) <= 0.3, langs
+    assert {it["type"] for it in HOLD_ITEMS} == TYPES
