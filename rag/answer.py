@@ -116,6 +116,7 @@ def is_multi(question: str, lang: str) -> bool:
     return bool(re.search(r"分别|相比|比较|对比|合计|加起来|总和|各是|各为|[??].+[??]|多少.*(?:和|与|以及|、).*多少", question))
 
 
+_COUNTED_ZH = re.compile(rf"(?:多少|几)(?:万|亿)?(?:{'|'.join(map(re.escape, UNITS))})([^,,。??;;、]{{2,20}})")
 _ASKED_UNIT_ZH = re.compile(rf"(?:多少|几)(?:万|亿)?({'|'.join(map(re.escape, UNITS))})")
 _PLURAL_UNITS = re.compile(r"哪几个|哪些|几个(?:主办|牵头)|分别由|\b(?:units|departments|agencies|bodies)\b", re.I)
 _SPLIT_ZH = [re.compile(r"[??;;]"), re.compile(r"[,,](?:与|和|以及|及|还有)|、(?=多少|几)"), re.compile(r"以及|与|和|及")]
@@ -125,6 +126,17 @@ _SPLIT_EN = [re.compile(r"\?"), re.compile(r",? and (?=how|what|which|who|when|t
 
 _PHRASE_END = frozenset("did does do is are was were will would has have had can could should in of for by to "
                         "under at on from with and or per".split())
+
+
+def counted_noun(question: str) -> str:
+    """The thing a Chinese how-many question counts, its head noun ("多少个学位" -> 学位,
+    "多少家规范纳入统计的工业企业" -> 工业企业), or ""."""
+    import jieba.posseg
+
+    m = _COUNTED_ZH.search(question)
+    head = m.group(1).split("的")[-1].strip() if m else ""
+    words = list(jieba.posseg.cut(head))
+    return head if words and words[0].flag[0] in "nj" or words and words[0].flag == "eng" else ""  # not 多少家|拿到了批复
 
 
 def asked_unit(question: str, lang: str) -> str | None:
@@ -329,6 +341,7 @@ class Ask:
     per_units: set[str]  # "每亩 / 人均": figures in these units are rates' denominators, not answers
     bigrams: set[str]  # the question's Chinese character pairs (phrases jieba may have split)
     person: bool = False  # the question asks who (a person's name answers it, or a unit)
+    counted: str = ""  # what a Chinese how-many question counts (学位 in 多少个学位)
     others: dict[str, float] = field(default_factory=dict)  # weights of words only the other half says
     text: str = ""  # the (half of the) question
     anchors: list[str] = field(default_factory=list)  # words around the question word (zh which-questions)
@@ -544,6 +557,7 @@ class ExtractiveAnswerer:
         bigrams -= QUESTION_WORDS
         return Ask(asked, asked_unit(text, q.lang) or asked_unit(q.text, q.lang), markers, wants, weights,
                    years, doc_years, districts, given, per, bigrams, asked in ("entity", "unit") and bool(_PERSON_Q.search(text)),
+                   counted_noun(text) if q.lang == "zh" and asked == "count" else "",
                    others or {}, text, _anchors(text) if asked == "entity" and q.lang == "zh" and not _PERSON_Q.search(text) else [])
 
     def answer(self, q: Query, hits: list[Hit]) -> Answer:
@@ -605,6 +619,8 @@ class ExtractiveAnswerer:
             conf = min(conf, 0.1)
         if ask.asked in ("count", "amount", "share") and _unit_fit(best.figure, ask.asked, ask.unit) < 0:
             conf -= 0.3 if ask.asked == "count" else 0.5  # no figure of the asked kind at all
+        if ask.counted and self._coverage(chunk.text[best.quote_start:best.quote_end], {ask.counted: 1.0}) < 0.5:
+            conf -= 0.2  # the passage counts something else (两处幼儿园 for 多少个学位)
         if ask.asked == "deadline" and not chunk.meta.get("deadline") and not _PERIOD.fullmatch(best.lead) and (
                 best.figure is None or best.figure.unit not in ("date", "年")):
             conf -= 0.3  # asked when, and neither a date nor a deadline cell is found

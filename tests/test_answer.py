@@ -288,3 +288,15 @@ def test_how_much_of_a_work_is_done_can_be_a_share():
 def test_each_figure_goes_with_its_own_thing(text, question, expected):
     answer = _answer_from(text, question)
     assert answer.answer.startswith(expected + "[1]"), answer.answer
+
+
+def test_a_count_of_another_thing_is_less_certain():
+    from rag.answer import counted_noun
+
+    assert counted_noun("扩建后能新增多少个学位?") == "学位"
+    assert counted_noun("最后有多少家拿到了批复?") == ""  # a verb phrase, not a counted thing
+    text = "投资660万元对杨头社区幼儿园、潮海馨苑幼儿园两处幼儿园进行内部装修改造。"
+    conf = lambda a: float(next(n for n in a.notes if n.startswith("confidence")).split()[-1]) if not a.abstained else 0.0
+    other = _answer_from(text, "潮海街道幼儿园改造后能新增多少个学位?")
+    same = _answer_from(text, "潮海街道改造了多少处幼儿园?")
+    assert conf(other) <= conf(same) - 0.15, (other.answer, same.answer)
