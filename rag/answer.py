@@ -350,7 +350,7 @@ class Ask:
 class ExtractiveAnswerer:
     """Answers from the retrieved chunks alone."""
 
-    def __init__(self, idf: Callable[[str], float], threshold: float = 0.4, threshold_en: float = 0.2,
+    def __init__(self, idf: Callable[[str], float], threshold: float = 0.4, threshold_en: float = 0.25,
                  corpus_text: str = "", understand: Callable[[str], Query] = understand) -> None:
         self.idf = idf
         self.understand = understand  # a part of a two-fact question -> its search terms
@@ -558,7 +558,17 @@ class ExtractiveAnswerer:
         return Ask(asked, asked_unit(text, q.lang) or asked_unit(q.text, q.lang), markers, wants, weights,
                    years, doc_years, districts, given, per, bigrams, asked in ("entity", "unit") and bool(_PERSON_Q.search(text)),
                    counted_noun(text) if q.lang == "zh" and asked == "count" else "",
-                   others or {}, text, _anchors(text) if asked == "entity" and q.lang == "zh" and not _PERSON_Q.search(text) else [])
+                   others or {}, text, self._anchors(text, q.lang) if asked == "entity" and not _PERSON_Q.search(text) else [])
+
+    def _anchors(self, question: str, lang: str) -> list[str]:
+        """Words the answer to a which-question sits next to: around 哪/什么, or the Chinese for
+        the noun after "which (two)" ("which two towns" -> 镇)."""
+        if lang == "zh":
+            return _anchors(question)
+        m = re.search(r"\bwhich\s+(?:(?:two|three|four|five|six|\d+)\s+)?([a-z][\w-]+)", question, re.I)
+        if not m or m.group(1).lower() in _PHRASE_END:
+            return []
+        return [t for t, _ in self.understand(m.group(1)).bm25_tokens[:2]]
 
     def answer(self, q: Query, hits: list[Hit]) -> Answer:
         """An Answer with the fact first and citations; abstains when the evidence is weak."""
@@ -587,10 +597,11 @@ class ExtractiveAnswerer:
             part_asked = asked_type(part, q.lang) if len(parts) > 1 else asked
             ask = self._ask(q, part, part_weights, asked if part_asked in ("fact", "entity") else part_asked, others)
             cands = sorted(self._candidates(q, hits, ask), key=lambda c: c.score, reverse=True)
-            if ask.asked == "entity" and not ask.person and cands:  # which: a near-best clause that names something new
-                named = next((c for c in cands[:5] if c.score >= cands[0].score - 0.3
-                              and self._new_name(q, hits[c.hit], c)), None)
-                cands = [named] + cands if named else cands
+            if ask.asked == "entity" and not ask.person and cands:  # which: a near-best clause that names something new,
+                named = [(c, name) for c in cands[:5] if c.score >= cands[0].score - 0.3  # of the asked kind if it can
+                         and (name := self._new_name(q, hits[c.hit], c))]
+                if named:
+                    cands = [max(named, key=lambda cn: any(a in cn[1] for a in ask.anchors))[0]] + cands
             pick = next((c for c in cands if all(
                 (c.hit, c.quote_start) != (o.hit, o.quote_start) or c.lead != o.lead for o in chosen)
                 and not any(c.figure and o.figure and abs(c.figure.value - o.figure.value) < 1e-9 for o in chosen)), None)
@@ -688,7 +699,7 @@ class ExtractiveAnswerer:
 
         known = {t for t, _ in q.bm25_tokens} | set(tokenize(q.text)) | set(tokenize(q.zh_text))
         known = {t.lower() for t in known}
-        anchors = _anchors(q.text) if q.lang == "zh" else []
+        anchors = self._anchors(q.text, q.lang)
         weights = self._weights(q)
         clauses = [m.group(0) for m in _CLAUSE.finditer(hit.chunk.text[cand.quote_start:cand.quote_end])]
         clauses.sort(key=lambda c: (-sum(a in c for a in anchors), -self._coverage(c, weights)))

@@ -146,13 +146,18 @@ def test_cli_ask_json_and_errors(seed_index, settings):
 
 
 def _answer_from(text: str, question: str, **meta):
-    """The extractive answer to `question` from one made-up report chunk (every term rare)."""
+    """The extractive answer to `question` from one made-up report chunk (every term rare; English
+    words resolved against the chunk's own words, as the Retriever does against the corpus)."""
     from rag.answer import ExtractiveAnswerer
+    from rag.english import Vocabulary
+    from rag.index import tokenize
     from rag.models import Chunk, Hit
     from rag.retriever import understand
 
     chunk = Chunk("t:section:0", "t", "section", text, ["一、城市建设"], 0, len(text), {"title": "t", **meta})
-    return ExtractiveAnswerer(lambda tok: 3.0).answer(understand(question), [Hit(chunk, 1.0)])
+    vocabulary = Vocabulary(tokenize(text))
+    ask = lambda q: understand(q, vocabulary=vocabulary)  # noqa: E731
+    return ExtractiveAnswerer(lambda tok: 3.0, understand=ask).answer(ask(question), [Hit(chunk, 1.0)])
 
 
 @pytest.mark.parametrize("question", [
