@@ -64,6 +64,8 @@ _PERIOD = re.compile(r"年内|年底前?|年末|年初|年中|上半年|下半�
 # A name in quotation marks or title marks.
 _QUOTED_NAME = re.compile(r"[“\"《]([^”\"》]{2,20})[”\"》]")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+# A which-question asking for more than one.
+_SEVERAL = re.compile(r"哪些|哪几|哪[两二三四五六七八九十]|\bwhich (?:two|three|four|five|six|\d+)\b", re.I)
 # The question insists on what was actually done, not planned.
 _ACTUAL = re.compile(r"实际|\bactual(?:ly)?\b", re.I)
 # Words that state where a task stands (what a status question wants to hear).
@@ -229,6 +231,35 @@ def _respectively(clause: str, figures: list[Found]) -> dict[int, str]:
     items = [x for x in re.split(r"[、和与及]", clause[:at]) if x.strip()]
     after = [i for i, f in enumerate(figures) if f.start > at]
     return dict(zip(after, items)) if len(items) == len(after) >= 2 else {}
+
+
+def _clause_name(clause: str, known: set[str]) -> str | None:
+    """A clause's quoted name the question does not say, or the clause stripped at both ends of
+    the question's words (`known`) and function words, if what is left is mostly new."""
+    import jieba.posseg
+
+    quoted = [x for x in _QUOTED_NAME.findall(clause) if x.lower() not in known]
+    if quoted:
+        return quoted[0]
+    toks = [(p.word, p.flag) for p in jieba.posseg.cut(clause)]
+
+    def strip(i: int, left: bool) -> bool:
+        w, f = toks[i]
+        counted = i > 0 and toks[i - 1][1] == "m"  # 18|号: a number's unit is part of it
+        return ((w.lower() in known and not (len(w) == 1 and counted))
+                or f[0] in ("pcudfrmqx" if left else "pcudfr") or not re.search(r"[\w\u4e00-\u9fff]", w))
+
+    lo, hi = 0, len(toks)
+    while lo < hi and strip(lo, True):
+        lo += 1
+    while hi > lo and strip(hi - 1, False):
+        hi -= 1
+    cjk = [ch for w, _ in toks[lo:hi] for ch in w if _CJK.match(ch)]
+    while lo < hi < len(toks) and toks[hi][1].startswith("n"):
+        hi += 1  # 齐鲁|银行, 大任河|污水处理厂: the kind of thing named stays with the name
+    name = "".join(w for w, _ in toks[lo:hi]).strip()
+    new = sum(not any(ch in t for t in known if len(t) > 1) for ch in cjk)
+    return name if new >= 2 and new >= 0.4 * len(cjk) and len(name) <= 30 else None
 
 
 def _label_end(clause: str, f: Found) -> int:
@@ -694,40 +725,21 @@ class ExtractiveAnswerer:
         most of the question's words first: a quoted name the question does not say
         (“即墨酥梨”), or the clause stripped at both ends of the question's own words and of
         function words ("推动|浙商银行、日照银行、齐鲁银行|在区内新设分支机构"), if what is left
-        is mostly new."""
-        import jieba.posseg
-
+        is mostly new. A question asking for several ("哪两个镇", "which two towns") gets the
+        names of every clause that has the asked kind (移风店镇10处、田横镇10处)."""
         known = {t for t, _ in q.bm25_tokens} | set(tokenize(q.text)) | set(tokenize(q.zh_text))
         known = {t.lower() for t in known}
         anchors = self._anchors(q.text, q.lang)
         weights = self._weights(q)
         clauses = [m.group(0) for m in _CLAUSE.finditer(hit.chunk.text[cand.quote_start:cand.quote_end])]
-        clauses.sort(key=lambda c: (-sum(a in c for a in anchors), -self._coverage(c, weights)))
-        for clause in clauses:
+        ranked = sorted(clauses, key=lambda c: (-sum(a in c for a in anchors), -self._coverage(c, weights)))
+        for clause in ranked:
             if not self._coverage(clause, weights):
                 break  # the rest say nothing the question asks about
-            quoted = [x for x in _QUOTED_NAME.findall(clause) if x.lower() not in known]
-            if quoted:
-                return quoted[0]
-            toks = [(p.word, p.flag) for p in jieba.posseg.cut(clause)]
-
-            def strip(i: int, left: bool) -> bool:
-                w, f = toks[i]
-                counted = i > 0 and toks[i - 1][1] == "m"  # 18|号: a number's unit is part of it
-                return ((w.lower() in known and not (len(w) == 1 and counted))
-                        or f[0] in ("pcudfrmqx" if left else "pcudfr") or not re.search(r"[\w\u4e00-\u9fff]", w))
-
-            lo, hi = 0, len(toks)
-            while lo < hi and strip(lo, True):
-                lo += 1
-            while hi > lo and strip(hi - 1, False):
-                hi -= 1
-            cjk = [ch for w, _ in toks[lo:hi] for ch in w if _CJK.match(ch)]
-            while lo < hi < len(toks) and toks[hi][1].startswith("n"):
-                hi += 1  # 齐鲁|银行, 大任河|污水处理厂: the kind of thing named stays with the name
-            name = "".join(w for w, _ in toks[lo:hi]).strip()
-            new = sum(not any(ch in t for t in known if len(t) > 1) for ch in cjk)
-            if new >= 2 and new >= 0.4 * len(cjk) and len(name) <= 30:
+            if name := _clause_name(clause, known):
+                if anchors and _SEVERAL.search(q.text) and any(a in name for a in anchors):
+                    names = [n for c in clauses if (n := _clause_name(c, known)) and any(a in n for a in anchors)]
+                    return "、".join(dict.fromkeys(names))
                 return name
         return None
 

@@ -305,3 +305,9 @@ def test_a_count_of_another_thing_is_less_certain():
     other = _answer_from(text, "潮海街道幼儿园改造后能新增多少个学位?")
     same = _answer_from(text, "潮海街道改造了多少处幼儿园?")
     assert conf(other) <= conf(same) - 0.15, (other.answer, same.answer)
+
+
+def test_which_several_lists_every_clause_of_the_asked_kind():
+    text = "下发《养老服务站建设方案》,明确服务站功能设置。目前,已完成20处养老服务站的建设工作,其中,移风店镇10处,田横镇10处。"
+    answer = _answer_from(text, "In which two towns were the elderly-care service stations built?")
+    assert answer.answer.startswith("移风店镇10处、田横镇10处[1]"), answer.answer
