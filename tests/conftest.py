@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: the seed index (built once per session) and the LLM test servers."""
+"""Shared pytest fixtures: the loaded and chunked seeds, the seed index (built once per session)
+and the LLM test servers."""
 from __future__ import annotations
 
 import os
@@ -38,3 +39,19 @@ def pipeline(seed_index, settings):
     from rag.pipeline import Pipeline
 
     return Pipeline.load(seed_index, settings)
+
+
+@pytest.fixture(scope="session")
+def seed_sources():
+    """The five seed files, loaded (key: their 3-digit prefix)."""
+    from rag.documents import load_file
+
+    return {p.name[:3]: load_file(p) for p in sorted(SEEDS.glob("*.txt"))}
+
+
+@pytest.fixture(scope="session")
+def seed_chunks(seed_sources):
+    """Their chunks at the default budget (400 tokens, 40 overlap)."""
+    from rag.chunking import chunk_source
+
+    return {k: chunk_source(s, 400, 40) for k, s in seed_sources.items()}

@@ -23,16 +23,6 @@ CN = ["一", "二", "三", "四", "五", "六", "七", "八", "九", "十", "十
 UNIT_END = re.compile(r"(局|管委会|管委|办事处|公司|分局|中心|大队|委员会|办公室|政府|街道|镇)$")
 
 
-@pytest.fixture(scope="module")
-def sources():
-    return {p.name[:3]: load_file(p) for p in SEED_FILES}
-
-
-@pytest.fixture(scope="module")
-def chunks(sources):
-    return {k: chunk_source(s, 400, 40) for k, s in sources.items()}
-
-
 def _row_starts(text: str) -> dict[int, int]:
     """Offsets of the lines that start rows 1, 2, 3 ... in order (our own scan): the line begins
     with the next row number, not followed by another digit or a date/count unit."""
@@ -47,19 +37,19 @@ def _row_starts(text: str) -> dict[int, int]:
 
 # ---------------------------------------------------------------- 000: the progress table
 
-def test_progress_table_has_a_chunk_for_every_task_row(sources, chunks):
-    rows = [c for c in chunks["000"] if c.kind == "task_row"]
+def test_progress_table_has_a_chunk_for_every_task_row(seed_sources, seed_chunks):
+    rows = [c for c in seed_chunks["000"] if c.kind == "task_row"]
     assert {c.meta["row"] for c in rows} == set(range(1, 61))
     assert len(rows) >= 62  # some rows have several lead-unit blocks
-    assert len(_row_starts(sources["000"].text)) == 60
+    assert len(_row_starts(seed_sources["000"].text)) == 60
 
 
-def test_no_task_row_chunk_starts_inside_another_row(sources, chunks):
-    text = sources["000"].text
+def test_no_task_row_chunk_starts_inside_another_row(seed_sources, seed_chunks):
+    text = seed_sources["000"].text
     starts = _row_starts(text)
     ends = {n: starts.get(n + 1, len(text)) for n in starts}
     by_row = defaultdict(list)
-    for c in chunks["000"]:
+    for c in seed_chunks["000"]:
         if c.kind != "task_row":
             continue
         n = c.meta["row"]
@@ -78,8 +68,8 @@ def test_no_task_row_chunk_starts_inside_another_row(sources, chunks):
         assert not text[blocks[-1].end:ends[n]].strip(), f"text of row {n} after its last block is lost"
 
 
-def test_lead_unit_and_deadline_recovered(chunks):
-    rows = [c for c in chunks["000"] if c.kind == "task_row"]
+def test_lead_unit_and_deadline_recovered(seed_chunks):
+    rows = [c for c in seed_chunks["000"] if c.kind == "task_row"]
     both = [c for c in rows if c.meta.get("lead_unit") and c.meta.get("deadline")]
     assert len(both) >= 0.9 * len(rows), f"{len(both)}/{len(rows)}"
     for c in both:
@@ -94,8 +84,8 @@ def test_lead_unit_and_deadline_recovered(chunks):
     (4, {"区工业和信息化局", "国际商贸城管委", "区商务局"}),
     (43, {"区住房和城乡建设局", "区交通运输局", "区综合行政执法局", "市公安局即墨分局"}),
 ])
-def test_rows_with_several_lead_units(chunks, row, units):
-    blocks = [c for c in chunks["000"] if c.kind == "task_row" and c.meta["row"] == row]
+def test_rows_with_several_lead_units(seed_chunks, row, units):
+    blocks = [c for c in seed_chunks["000"] if c.kind == "task_row" and c.meta["row"] == row]
     assert len(blocks) >= 2
     found = [c.meta.get("lead_unit") for c in blocks]
     assert len(set(found)) == len(found), found  # distinct lead units
@@ -103,12 +93,12 @@ def test_rows_with_several_lead_units(chunks, row, units):
     assert [c.id.rsplit(":", 1)[1] for c in blocks] == [str(i) for i in range(len(blocks))]
 
 
-def test_progress_row_fields(chunks):
-    row21 = next(c for c in chunks["000"] if c.kind == "task_row" and c.meta["row"] == 21)
+def test_progress_row_fields(seed_chunks):
+    row21 = next(c for c in seed_chunks["000"] if c.kind == "task_row" and c.meta["row"] == 21)
     assert row21.meta["lead_unit"] == "区工业和信息化局" and row21.meta["deadline"] == "已完成"
     assert "1000" in row21.meta["target"] and "1115" in row21.text
     assert row21.heading_path[0] == row21.meta["title"] and row21.heading_path[1].startswith("21 ")
-    row8 = [c for c in chunks["000"] if c.kind == "task_row" and c.meta["row"] == 8]
+    row8 = [c for c in seed_chunks["000"] if c.kind == "task_row" and c.meta["row"] == 8]
     # "1.陆港公司已完成…" is progress text, not a second lead-unit cell
     assert [c.meta["lead_unit"] for c in row8] == ["国际陆港管委"]
     assert "3.41万吨" in row8[0].meta["progress"]
@@ -116,8 +106,8 @@ def test_progress_row_fields(chunks):
 
 # ---------------------------------------------------------------- 001: the numbered task list
 
-def test_task_list_items_sections_and_lead_units(sources, chunks):
-    items = [c for c in chunks["001"] if c.kind == "task_item"]
+def test_task_list_items_sections_and_lead_units(seed_sources, seed_chunks):
+    items = [c for c in seed_chunks["001"] if c.kind == "task_item"]
     assert [c.meta["item"] for c in items] == list(range(1, 72))
     sections = list(dict.fromkeys(c.meta["section"] for c in items))
     assert len(sections) == 11
@@ -144,10 +134,10 @@ def test_task_list_items_sections_and_lead_units(sources, chunks):
 # ---------------------------------------------------------------- every seed
 
 @pytest.mark.parametrize("key", ["000", "001", "002", "003", "004"])
-def test_offsets_contract(sources, chunks, key):
-    source = sources[key]
-    assert chunks[key]
-    for c in chunks[key]:
+def test_offsets_contract(seed_sources, seed_chunks, key):
+    source = seed_sources[key]
+    assert seed_chunks[key]
+    for c in seed_chunks[key]:
         assert source.text[c.start:c.end] == c.text, c.id
         assert c.text == c.text.strip() and c.text
         assert c.doc == source.name
@@ -155,40 +145,40 @@ def test_offsets_contract(sources, chunks, key):
         assert Chunk.from_dict(json.loads(json.dumps(c.to_dict(), ensure_ascii=False))) == c
 
 
-def test_heading_paths_start_with_the_title_and_do_not_repeat_it(chunks):
-    for cs in chunks.values():
+def test_heading_paths_start_with_the_title_and_do_not_repeat_it(seed_chunks):
+    for cs in seed_chunks.values():
         for c in cs:
             assert c.heading_path[0] == c.meta["title"], c.id
             assert all(h.lstrip("•· ") != c.meta["title"] for h in c.heading_path[1:]), c.id
 
 
-def test_chunk_ids_are_unique_and_stable(sources, chunks):
-    ids = [c.id for cs in chunks.values() for c in cs]
+def test_chunk_ids_are_unique_and_stable(seed_sources, seed_chunks):
+    ids = [c.id for cs in seed_chunks.values() for c in cs]
     assert len(ids) == len(set(ids))
-    for key, source in sources.items():
+    for key, source in seed_sources.items():
         again = chunk_source(load_file(source.path), 400, 40)
-        assert [c.id for c in again] == [c.id for c in chunks[key]]
-        assert [(c.start, c.end) for c in again] == [(c.start, c.end) for c in chunks[key]]
-        for c in chunks[key]:
+        assert [c.id for c in again] == [c.id for c in seed_chunks[key]]
+        assert [(c.start, c.end) for c in again] == [(c.start, c.end) for c in seed_chunks[key]]
+        for c in seed_chunks[key]:
             stem, kind, *_ = c.id.split(":")
             assert stem == source.path.stem and kind == c.kind
 
 
-def test_row_ids_survive_an_edit_in_another_row(sources, chunks, tmp_path):
+def test_row_ids_survive_an_edit_in_another_row(seed_sources, seed_chunks, tmp_path):
     path = tmp_path / SEED_FILES[0].name
     text = SEED_FILES[0].read_text(encoding="utf-8")
     assert "治理入海排污口130个" in text
     path.write_text(text.replace("治理入海排污口130个", "治理入海排污口135个"), encoding="utf-8")
     edited = {c.id: c for c in chunk_source(load_file(path), 400, 40)}
-    original = {c.id: c for c in chunks["000"]}
+    original = {c.id: c for c in seed_chunks["000"]}
     assert edited.keys() == original.keys()
     changed = [i for i in original if original[i].text != edited[i].text]
     assert [original[i].meta.get("row") for i in changed] == [48]
 
 
 @pytest.mark.parametrize("budget", [400, 120])
-def test_section_chunks_keep_the_token_budget(sources, budget):
-    for key, source in sources.items():
+def test_section_chunks_keep_the_token_budget(seed_sources, budget):
+    for key, source in seed_sources.items():
         for c in chunk_source(source, budget, 20):
             if c.kind != "section":
                 continue
@@ -197,15 +187,15 @@ def test_section_chunks_keep_the_token_budget(sources, budget):
                 assert len(_sentences(source.text, c.start, c.end)) == 1, (c.id, tokens)
 
 
-def test_small_budget_gives_more_overlapping_windows(sources):
-    big = [c for c in chunk_source(sources["003"], 400, 40) if c.kind == "section"]
-    small = [c for c in chunk_source(sources["003"], 120, 20) if c.kind == "section"]
+def test_small_budget_gives_more_overlapping_windows(seed_sources):
+    big = [c for c in chunk_source(seed_sources["003"], 400, 40) if c.kind == "section"]
+    small = [c for c in chunk_source(seed_sources["003"], 120, 20) if c.kind == "section"]
     assert len(small) > len(big)
     overlaps = [a for a, b in zip(small, small[1:]) if b.start < a.end]
     assert overlaps  # long paragraphs are cut into windows that repeat their last sentences
     for a, b in zip(small, small[1:]):
         if b.start < a.end:
-            assert count_tokens(sources["003"].text[b.start:a.end]) <= 20 + 60
+            assert count_tokens(seed_sources["003"].text[b.start:a.end]) <= 20 + 60
 
 
 # ---------------------------------------------------------------- made-up documents

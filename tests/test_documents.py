@@ -186,15 +186,6 @@ def test_find_files_expands_folders_and_skips_hidden(tmp_path):
 
 # ---------------------------------------------------------------- the real seeds
 
-@pytest.fixture(scope="module")
-def seeds():
-    return {p.name[:3]: load_file(p) for p in SEED_FILES}
-
-
-@pytest.fixture(scope="module")
-def seed_chunks(seeds):
-    return {k: chunk_source(s, 400, 40) for k, s in seeds.items()}
-
 
 def test_five_seed_files():
     assert [p.name[:3] for p in SEED_FILES] == ["000", "001", "002", "003", "004"]
@@ -214,12 +205,12 @@ def test_boilerplate_was_there_in_the_raw_files():
 
 
 @pytest.mark.parametrize("path", SEED_FILES, ids=lambda p: p.name[:3])
-def test_every_figure_sentence_survives_cleaning(seeds, seed_chunks, path):
+def test_every_figure_sentence_survives_cleaning(seed_sources, seed_chunks, path):
     """Every raw line with a digit and a sentence end before the page footer is in the cleaned
     text (whitespace aside) and inside some chunk."""
     raw_lines = path.read_text(encoding="utf-8").splitlines()
     footer = next((i for i, line in enumerate(raw_lines) if any(m in line for m in FOOTER_STARTS)), len(raw_lines))
-    source = seeds[path.name[:3]]
+    source = seed_sources[path.name[:3]]
     cleaned = _squash(source.text)
     lines = [line for line in raw_lines[:footer] if re.search(r"\d", line) and "。" in line]
     assert lines
@@ -251,8 +242,8 @@ def test_read_raw_keeps_furniture_and_load_file_drops_it():
     assert not load_file(SEED_FILES[0]).text.startswith("返回手机版")
 
 
-def test_listing_page_003_splits_into_three_articles(seeds):
-    source = seeds["003"]
+def test_listing_page_003_splits_into_three_articles(seed_sources):
+    source = seed_sources["003"]
     docs = source.documents
     assert len(docs) == 3
     titles = [d.meta["title"] for d in docs]
@@ -287,21 +278,21 @@ def test_listing_page_003_splits_into_three_articles(seeds):
     ("004", {"title": "潮海街道办事处2020年下半年工作计划完成情况", "district": "潮海街道", "year": 2020,
              "publish_date": "2021-01-12", "kind": "work_report"}),
 ])
-def test_seed_metadata(seeds, key, expected):
-    [doc] = seeds[key].documents
+def test_seed_metadata(seed_sources, key, expected):
+    [doc] = seed_sources[key].documents
     for field, value in expected.items():
         assert doc.meta.get(field) == value, (field, doc.meta)
 
 
-def test_seed_002_is_a_jimo_work_report(seeds):
-    [doc] = seeds["002"].documents
+def test_seed_002_is_a_jimo_work_report(seed_sources):
+    [doc] = seed_sources["002"].documents
     assert doc.meta["district"] == "即墨区"
     assert doc.meta["kind"] == "work_report"
 
 
-def test_source_hash_is_of_the_cleaned_text(seeds, tmp_path):
+def test_source_hash_is_of_the_cleaned_text(seed_sources, tmp_path):
     """Same content, different furniture or line endings -> the same hash (dedup on index)."""
     a = _write(tmp_path, "a.txt", BODY)
     b = _write(tmp_path, "b.txt", ("返回手机版\n\n" + BODY).replace("\n", "\r\n").encode("gbk"))
     assert load_file(a).sha256 == load_file(b).sha256
-    assert len({s.sha256 for s in seeds.values()}) == 5
+    assert len({s.sha256 for s in seed_sources.values()}) == 5
