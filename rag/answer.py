@@ -138,7 +138,7 @@ def counted_noun(question: str) -> str:
     m = _COUNTED_ZH.search(question)
     head = m.group(1).split("的")[-1].strip() if m else ""
     words = list(jieba.posseg.cut(head))
-    return head if words and words[0].flag[0] in "nj" or words and words[0].flag == "eng" else ""  # not 多少家|拿到了批复
+    return head if words and (words[0].flag[0] in "nj" or words[0].flag == "eng") else ""  # not 多少家|拿到了批复
 
 
 def asked_unit(question: str, lang: str) -> str | None:
@@ -169,7 +169,7 @@ _PREDICATE = re.compile(r"各|分别|都|一共|共|多少|几|哪|什么|是|�
 _WH = re.compile(r"哪(?:\d+|[一二两三四五六七八九十几])?[个家座所项条位种类批处名只台辆]?|什么|谁")
 
 
-def _anchors(question: str) -> list[str]:
+def _anchors_zh(question: str) -> list[str]:
     """The words right before and after a Chinese question word ("引进|哪家|公司"): the answer
     sits between the same words in the source."""
     import jieba
@@ -352,7 +352,7 @@ class Candidate:
     lead: str
     role: str = ""
     asked: str = ""  # the kind of fact this candidate answers (per half of a two-fact question)
-    clause_start: int = 0  # where its clause starts in the chunk text
+    name: str | None = None  # what a which-question asks for, from its quote ("" = nothing new); set by _name_of
 
 
 @dataclass
@@ -490,7 +490,7 @@ class ExtractiveAnswerer:
                     own = cm.group(0).strip()
                     if ask.asked in ("status", "entity", "fact") and (figure is None or len(own) <= 40):
                         lead = own if len(own) <= 40 else lead  # a phrase answers these, not a number
-                    out.append(Candidate(hi, score, qs, qe, figure, lead, role, ask.asked, abs_start))
+                    out.append(Candidate(hi, score, qs, qe, figure, lead, role, ask.asked))
         return out
 
     @staticmethod
@@ -591,11 +591,22 @@ class ExtractiveAnswerer:
                    counted_noun(text) if q.lang == "zh" and asked == "count" else "",
                    others or {}, text, self._anchors(text, q.lang) if asked == "entity" and not _PERSON_Q.search(text) else [])
 
+    def _part_weights(self, parts: list[str], part: str, weights: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+        """For one half of a two-fact question: the evidence weights (its own words count more)
+        and the weights of the other half's own subject ("A和|B|各筹集了多少套"), which count
+        against a clause; a one-part question keeps its weights and has no other half."""
+        if len(parts) == 1:
+            return weights, {}
+        own = {t for t, _ in self.understand(part).bm25_tokens}
+        subjects = [{t for t, _ in self.understand(_PREDICATE.split(p)[0]).bm25_tokens} for p in parts if p != part]
+        return ({t: w * (1.6 if t in own else 0.5) for t, w in weights.items()},
+                {t: w for t, w in weights.items() if t not in own and all(t in sub for sub in subjects)})
+
     def _anchors(self, question: str, lang: str) -> list[str]:
         """Words the answer to a which-question sits next to: around 哪/什么, or the Chinese for
         the noun after "which (two)" ("which two towns" -> 镇)."""
         if lang == "zh":
-            return _anchors(question)
+            return _anchors_zh(question)
         m = re.search(r"\bwhich\s+(?:(?:two|three|four|five|six|\d+)\s+)?([a-z][\w-]+)", question, re.I)
         if not m or m.group(1).lower() in _PHRASE_END:
             return []
@@ -617,20 +628,14 @@ class ExtractiveAnswerer:
         parts = split_parts(q.text, q.lang) if is_multi(q.text, q.lang) else [q.text]
         chosen: list[Candidate] = []
         confidences: list[float] = []
-        part_tokens = {part: {t for t, _ in self.understand(part).bm25_tokens} for part in parts}
-        subject_tokens = {part: {t for t, _ in self.understand(_PREDICATE.split(part)[0]).bm25_tokens} for part in parts}
         for part in parts:
-            part_weights = weights if len(parts) == 1 else {
-                t: w * (1.6 if t in part_tokens[part] else 0.5) for t, w in weights.items()}
-            others = {} if len(parts) == 1 else {  # the other half's own subject ("A和|B|各筹集了多少套")
-                t: w for t, w in weights.items() if t not in part_tokens[part]
-                and all(t in subject_tokens[o] for o in parts if o != part)}
+            part_weights, others = self._part_weights(parts, part, weights)
             part_asked = asked_type(part, q.lang) if len(parts) > 1 else asked
             ask = self._ask(q, part, part_weights, asked if part_asked in ("fact", "entity") else part_asked, others)
             cands = sorted(self._candidates(q, hits, ask), key=lambda c: c.score, reverse=True)
             if ask.asked == "entity" and not ask.person and cands:  # which: a near-best clause that names something new,
                 named = [(c, name) for c in cands[:5] if c.score >= cands[0].score - 0.3  # of the asked kind if it can
-                         and (name := self._new_name(q, hits[c.hit], c))]
+                         and (name := self._name_of(q, hits[c.hit], c))]
                 if named:
                     cands = [max(named, key=lambda cn: any(a in cn[1] for a in ask.anchors))[0]] + cands
             pick = next((c for c in cands if all(
@@ -678,7 +683,7 @@ class ExtractiveAnswerer:
         if role == "target" and _ACTUAL.search(ask.text):  # asked what was actually done, found a plan
             conf -= 0.3
         conf -= 0.3 * len(self._unknown_nouns(q))
-        if ask.asked == "entity" and not ask.person and not self._new_name(q, hits[best.hit], best):
+        if ask.asked == "entity" and not ask.person and not self._name_of(q, hits[best.hit], best):
             conf -= 0.3  # asked which, and the passage names nothing the question does not already say
         return max(0.0, min(1.0, conf))
 
@@ -711,7 +716,7 @@ class ExtractiveAnswerer:
         if asked in ("entity", "unit") and _PERSON_Q.search(q.text):
             if name := self._person(hit.chunk.text[cand.quote_start:cand.quote_end], q):
                 return name
-        if asked == "entity" and (name := self._new_name(q, hit, cand)):
+        if asked == "entity" and (name := self._name_of(q, hit, cand)):
             return name
         f = cand.figure
         if q.lang == "en" and f is not None and f.unit not in ("date", "年") and cand.lead == re.sub(r"\s+", "", f.text):
@@ -719,6 +724,12 @@ class ExtractiveAnswerer:
         if q.lang == "en" and cand.lead in PERIODS_EN:
             return f"{PERIODS_EN[cand.lead]} ({cand.lead})"
         return cand.lead
+
+    def _name_of(self, q: Query, hit: Hit, cand: Candidate) -> str | None:
+        """`_new_name` of a candidate, worked out once."""
+        if cand.name is None:
+            cand.name = self._new_name(q, hit, cand) or ""
+        return cand.name or None
 
     def _new_name(self, q: Query, hit: Hit, cand: Candidate) -> str | None:
         """What a which/what question asks for, from the quoted window's clauses, the one with

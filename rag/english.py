@@ -535,9 +535,6 @@ class Vocabulary:
                 for ch in set(w):
                     self._by_char.setdefault(ch, []).append(w)
 
-    def __contains__(self, word: object) -> bool:
-        return word in self.words
-
     def resolve(self, head: str) -> list[str]:
         if head in self.words:
             return [head]
