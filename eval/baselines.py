@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import time
 import warnings
+from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 
 from langchain_core.embeddings import Embeddings
 
-from rag.answer import ExtractiveAnswerer, idf_from_index
+from rag.answer import ExtractiveAnswerer
 from rag.config import Settings
 from rag.models import Answer, Chunk, Hit
 from rag.pipeline import clean_question, finish
@@ -57,7 +57,7 @@ class LangChainBaseline:
         import bm25s
 
         from rag.documents import find_files
-        from rag.index import tokenize
+        from rag.index import bm25_idf, tokenize
 
         started = time.perf_counter()
         raw = [d for p in find_files([docs]) for d in TextLoader(str(p), encoding="utf-8").load()]
@@ -73,7 +73,7 @@ class LangChainBaseline:
         self.store = FAISS.from_documents(docs_lc, embeddings)
         bm25 = bm25s.BM25()  # only for the answerer's IDF weights
         bm25.index([tokenize(c.text) or ["∅"] for c in self.chunks], show_progress=False)
-        self.answerer = ExtractiveAnswerer(idf_from_index(SimpleNamespace(chunks=self.chunks, bm25=bm25)),
+        self.answerer = ExtractiveAnswerer(partial(bm25_idf, bm25, len(self.chunks)),
                                            settings.abstain_threshold, settings.abstain_threshold_en)
         self.max_chars = settings.max_question_chars
         self.build = {"seconds": round(time.perf_counter() - started, 2), "chunks": len(self.chunks),

@@ -61,7 +61,7 @@ def load_dataset(path: str | Path) -> list[dict[str, Any]]:
         raise GovragError(f"dataset {path} cannot be read: {exc}") from exc
     items, seen = [], set()
     for n, line in enumerate(lines, 1):
-        if not line.strip():
+        if not line.strip() or line.startswith("#"):  # blank, or the file's header comment
             continue
         where = f"dataset {path} line {n}"
         try:

@@ -829,13 +829,4 @@ class ExtractiveAnswerer:
 
 def idf_from_index(index) -> Callable[[str], float]:
     """IDF of a token in the index's BM25 vocabulary (unknown tokens count as rare)."""
-    n = max(1, len(index.chunks))
-    vocab = index.bm25.vocab_dict
-    indptr = index.bm25.scores["indptr"]
-
-    def idf(token: str) -> float:
-        tid = vocab.get(token)
-        df = 0 if tid is None else int(indptr[tid + 1] - indptr[tid])
-        return math.log(1 + (n - df + 0.5) / (df + 0.5))
-
-    return idf
+    return index.idf

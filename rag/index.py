@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import shlex
@@ -137,6 +138,21 @@ class Index:
                 best.setdefault(pos, float(score))
         return sorted(best.items(), key=lambda kv: -kv[1])[:n]
 
+    @property
+    def vocabulary(self) -> dict[str, int]:
+        """The BM25 vocabulary (token -> id): the words the indexed documents use."""
+        return self.bm25.vocab_dict
+
+    def idf(self, token: str) -> float:
+        """BM25 IDF of a token in this index (an unknown token counts as rare)."""
+        return bm25_idf(self.bm25, len(self.chunks), token)
+
+    def bm25_search(self, weighted_tokens: list[tuple[str, float]], n: int) -> list[tuple[int, float]]:
+        """(chunk position, BM25 score) of the n best chunks with a positive score."""
+        scores = self.bm25_scores(weighted_tokens)
+        top = np.argsort(-scores, kind="stable")[:n]
+        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+
     def bm25_scores(self, weighted_tokens: list[tuple[str, float]]) -> np.ndarray:
         """BM25 score of every chunk for weighted query tokens."""
         total = np.zeros(len(self.chunks), dtype=np.float32)
@@ -147,6 +163,15 @@ class Index:
         for weight, tokens in by_weight.items():  # one pass per distinct weight
             total += weight * self.bm25.get_scores(tokens).astype(np.float32)
         return total
+
+
+def bm25_idf(bm25: Any, n_docs: int, token: str) -> float:
+    """IDF of a token in a bm25s index over n_docs documents (an unknown token counts as rare)."""
+    tid = bm25.vocab_dict.get(token)
+    indptr = bm25.scores["indptr"]
+    df = 0 if tid is None else int(indptr[tid + 1] - indptr[tid])
+    n = max(1, n_docs)
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
 def _write_json(path: Path, data: Any) -> None:

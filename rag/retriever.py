@@ -154,8 +154,8 @@ class Retriever:
         """`understand` with this corpus's words for romanised names and dictionary
         translations (built on first use)."""
         if self._pinyin is None and detect_language(question) == "en":
-            self._pinyin = pinyin_index(self.index.bm25.vocab_dict)
-            self._vocabulary = Vocabulary(self.index.bm25.vocab_dict)
+            self._pinyin = pinyin_index(self.index.vocabulary)
+            self._vocabulary = Vocabulary(self.index.vocabulary)
         return understand(question, translated, self._pinyin, self._vocabulary)
 
     @classmethod
@@ -175,9 +175,7 @@ class Retriever:
             # rendering serves BM25 (encoding it too cost time and gained nothing on the dev set)
             ranked["dense"] = self.index.dense_search(self.embedder.encode([q.text], is_query=True)[0], n)
         if "bm25" in channels and q.bm25_tokens:
-            scores = self.index.bm25_scores(q.bm25_tokens)
-            top = np.argsort(-scores)[:n]
-            ranked["bm25"] = [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+            ranked["bm25"] = self.index.bm25_search(q.bm25_tokens, n)
         return ranked
 
     def _weights(self, lang: str) -> dict[str, float]:
