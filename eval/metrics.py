@@ -15,7 +15,8 @@ from typing import Any, Iterable
 
 from rag.models import Answer, GovragError, Hit
 
-TYPES = ("figure", "entity", "deadline", "status", "multi", "unanswerable")
+TYPES = ("figure", "entity", "deadline", "status", "multi", "unanswerable", "table")
+TABLE_KINDS = ("count", "list", "superlative")
 REQUIRED = ("id", "question", "answer", "accept", "doc", "quote", "type")
 MAX_ANSWER_CHARS = 200  # longer answers (spaces not counted) are chunk dumps, not answers
 _QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"")
@@ -39,13 +40,26 @@ def _check_item(item: Any, where: str) -> dict[str, Any]:
     groups = item.get("accept_all") or [item["accept"]]
     if not all(isinstance(g, list) and all(isinstance(a, str) and a.strip() for a in g) for g in groups):
         raise GovragError(f"{where}: accept / accept_all must be lists of non-empty strings")
-    if item["type"] != "unanswerable" and not (all(groups) and item["quote"]):
+    if item["type"] == "table":
+        _check_table_item(item, where)
+    elif item["type"] != "unanswerable" and not (all(groups) and item["quote"]):
         raise GovragError(f"{where}: an answerable item needs accept strings and a quote")
     if not isinstance(item.get("quotes", []), list):
         raise GovragError(f"{where}: quotes must be a list of strings")
     if item.get("lang") not in (None, "zh", "en"):
         raise GovragError(f"{where}: lang must be zh or en")
     return item
+
+
+def _check_table_item(item: dict[str, Any], where: str) -> None:
+    """A question over a whole table: its kind, the rows it expects and, for counts, the count."""
+    if item.get("kind") not in TABLE_KINDS:
+        raise GovragError(f"{where}: a table item needs kind {' | '.join(TABLE_KINDS)}")
+    items = item.get("gold_items", [])
+    if not isinstance(items, list) or not all(isinstance(g, str) and g for g in items):
+        raise GovragError(f"{where}: gold_items must be a list of non-empty strings")
+    if item["kind"] == "count" and not isinstance(item.get("gold_count"), int):
+        raise GovragError(f"{where}: a count item needs an integer gold_count")
 
 
 def load_dataset(path: str | Path) -> list[dict[str, Any]]:
@@ -85,6 +99,8 @@ def is_correct(item: dict[str, Any], answer: Answer | None, strict: bool = False
         return False
     if item["type"] == "unanswerable":
         return answer.abstained
+    if item["type"] == "table":
+        return not answer.abstained and table_correct(item, answer)
     text = normalise(answer.answer)
     if answer.abstained or len(text) > MAX_ANSWER_CHARS:
         return False
@@ -92,6 +108,30 @@ def is_correct(item: dict[str, Any], answer: Answer | None, strict: bool = False
         text = normalise(_QUOTED.sub("", answer.answer))
     groups = item.get("accept_all") or [item["accept"]]
     return all(any(normalise(a) in text for a in group) for group in groups)
+
+
+_NONE = re.compile(r"^\s*(?:0\b|0项|没有|无|none\b|no\b)", re.I)
+
+
+def _rows(answer: Answer) -> set[Any]:
+    return {c.meta.get("row", c.meta.get("item")) for c in answer.citations} - {None}
+
+
+def table_correct(item: dict[str, Any], answer: Answer) -> bool:
+    """Counts exact (the first number given), lists complete (every expected row named) and
+    precise (at most one row more than expected), superlatives naming every winner; an item
+    that expects no row is right when the answer says none."""
+    text = normalise(answer.answer)
+    if item["kind"] == "superlative":
+        groups = item.get("accept_all") or [item["accept"]]
+        return all(any(normalise(a) in text for a in group) for group in groups)
+    named = all(normalise(g) in text for g in item.get("gold_items", []))
+    if item["kind"] == "count":
+        first = re.search(r"\d+", answer.answer)
+        return bool(first) and int(first.group()) == item["gold_count"] and named
+    if not item.get("gold_items"):
+        return bool(_NONE.match(answer.answer))
+    return named and len(_rows(answer) - set(item.get("gold_rows", []))) <= 1
 
 
 def _contains(text: str, quotes: Iterable[str]) -> bool:
@@ -102,7 +142,7 @@ def _contains(text: str, quotes: Iterable[str]) -> bool:
 def score_item(item: dict[str, Any], answer: Answer | None, hits: list[Hit],
                error: str | None = None) -> dict[str, Any]:
     """One result record: the answer, what was retrieved and what counted."""
-    answerable = item["type"] != "unanswerable"
+    answerable = item["type"] not in ("unanswerable", "table")
     quotes = [item["quote"], *item.get("quotes", [])] if answerable else []
     rank = next((r for r, h in enumerate(hits, 1) if _contains(h.chunk.text, quotes[:1])), None)
     texts = {h.chunk.id: h.chunk.text for h in hits}
@@ -122,8 +162,17 @@ def score_item(item: dict[str, Any], answer: Answer | None, hits: list[Hit],
         if item["type"] == "multi" else None,
         "citations_with_quote": [sum(cited), len(cited)],
         "figures_verified": [sum(f.verified for f in answer.figures), len(answer.figures)] if answer else [0, 0],
+        "list_recall": _list_recall(item, answer),
         "error": error,
     }
+
+
+def _list_recall(item: dict[str, Any], answer: Answer | None) -> float | None:
+    """Share of a table list's expected rows the answer names (None for other items)."""
+    if item["type"] != "table" or item.get("kind") != "list" or not item.get("gold_items"):
+        return None
+    text = normalise(answer.answer) if answer and not answer.abstained else ""
+    return round(sum(normalise(g) in text for g in item["gold_items"]) / len(item["gold_items"]), 4)
 
 
 def _share(num: float, den: float) -> float | None:
@@ -140,7 +189,8 @@ def percentile(values: list[float], p: float) -> float | None:
 
 def group_metrics(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Quality metrics of a set of result records (None where a metric has no items)."""
-    ans = [r for r in results if r["type"] != "unanswerable"]
+    ans = [r for r in results if r["type"] not in ("unanswerable", "table")]
+    tables = [r for r in results if r["type"] == "table"]
     una = [r for r in results if r["type"] == "unanswerable"]
     multi = [r for r in results if r["all_quotes_top5"] is not None]
     abstained = [r for r in results if r["abstained"]]
@@ -160,6 +210,8 @@ def group_metrics(results: list[dict[str, Any]]) -> dict[str, Any]:
         "abstain_precision": _share(sum(r["type"] == "unanswerable" for r in abstained), len(abstained)),
         "abstain_recall": _share(sum(r["abstained"] for r in una), len(una)),
         "false_abstain": _share(sum(r["abstained"] for r in ans), len(ans)),
+        "list_recall_1": _share(sum(r["list_recall"] == 1.0 for r in tables if r["list_recall"] is not None),
+                                sum(r["list_recall"] is not None for r in tables)),
     }
 
 

@@ -1,4 +1,4 @@
-"""Command line: govrag index | chunks | ask | eval | serve.
+"""Command line: govrag index | chunks | ask | tasks | eval | serve.
 
 Errors in use exit with code 2 and one line on stderr, no traceback.
 """
@@ -90,6 +90,38 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tasks(args: argparse.Namespace) -> int:
+    """Task records that pass the filters, as a table, JSON lines or CSV."""
+    import csv
+
+    from .english import Vocabulary, expand_query
+    from .index import load_index
+    from .tables import task_filter
+
+    settings = load_settings(args.config, index_dir=args.index)
+    index = load_index(settings.index_dir)
+    vocabulary = Vocabulary(index.vocabulary)
+    table = index.tasks
+    f, notes = task_filter(table, lambda text: expand_query(text, vocabulary), doc=args.doc, district=args.district,
+                           unit=args.unit, role=args.role, section=args.section, status=args.status,
+                           due_before=args.due_before)
+    rows = table.to_rows(table.select(f))
+    for note in notes:
+        print(f"({note})", file=sys.stderr)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+    elif args.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["doc"])
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        for r in rows:
+            print(f"{r['doc'][:3]} #{r['number']:<3} {r['task'][:40]:<40}  {r['leads']}  {r['deadline']}  {r['status']}")
+        print(f"{len(rows)} task{'s' * (len(rows) != 1)}", file=sys.stderr)
+    return 0
+
+
 def _repo_main(module: str, where: str):
     """`main` of a module that lives in the repository (eval/run.py, app.py), not the package."""
     import importlib
@@ -134,6 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--llm", action="store_true", help="write the answer with the configured LLM endpoint")
     p.add_argument("--index", help="index folder")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("tasks", help="list task rows / items (filter by unit, section, deadline, status)")
+    p.add_argument("--index", help="index folder")
+    p.add_argument("--doc", help="document file name")
+    p.add_argument("--district", help="district, e.g. 即墨区")
+    p.add_argument("--unit", help="unit as people write it: 卫健局, 区卫生健康局, 'health commission'")
+    p.add_argument("--role", choices=["lead", "participant", "any"], default="lead", help="the unit's role (default lead)")
+    p.add_argument("--section", help="section number (3, 三) or part of its title")
+    p.add_argument("--status", choices=["completed", "not_completed", "in_progress", "not_started", "unknown"])
+    p.add_argument("--due-before", help="deadline on or before this date (YYYY-MM-DD)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="JSON lines")
+    out.add_argument("--csv", action="store_true", help="CSV with a header row")
+    p.set_defaults(func=cmd_tasks)
 
     p = sub.add_parser("eval", help="run the benchmark")
     p.add_argument("--dataset", default="eval/dev.jsonl")

@@ -19,7 +19,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from .chunking import chunk_source
 from .config import Settings
 from .documents import find_files, load_file
 from .models import Chunk, GovragError
+from .tables import TaskTable, build_records, load_records, save_records
 
 FORMAT_VERSION = 1
 # One document over this size is refused when indexing: it would take hours to embed on a CPU
@@ -138,6 +139,22 @@ class Index:
                 best.setdefault(pos, float(score))
         return sorted(best.items(), key=lambda kv: -kv[1])[:n]
 
+    @cached_property
+    def _by_id(self) -> dict[str, Chunk]:
+        return {c.id: c for c in self.chunks}
+
+    def chunk(self, chunk_id: str) -> Chunk:
+        """The chunk with this id (KeyError if the index has none)."""
+        return self._by_id[chunk_id]
+
+    @cached_property
+    def tasks(self) -> TaskTable:
+        """The task records of the indexed progress tables and task lists (rag/tables.py)."""
+        try:
+            return TaskTable(load_records(self.dir, self.chunks))
+        except (OSError, ValueError, KeyError) as exc:
+            raise GovragError(f"task records in {self.dir} cannot be read ({exc}); {_fix(self.dir.parent)}") from exc
+
     @property
     def vocabulary(self) -> dict[str, int]:
         """The BM25 vocabulary (token -> id): the words the indexed documents use."""
@@ -232,6 +249,7 @@ def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, view_
     _write_json(tmp / "view_hashes.json", list(view_hashes))
     faiss.write_index(_make_faiss(vectors.astype(np.float32), ids, faiss_kind), str(tmp / "dense.faiss"))
     _make_bm25(chunks).save(str(tmp / "bm25"))
+    save_records(tmp, build_records(chunks))
     manifest = {
         "format_version": FORMAT_VERSION,
         "embedder": embedder_id,

@@ -19,6 +19,7 @@ from .index import tokenize
 from .models import Answer, Citation, Figure, GovragError, Hit
 from .english import detect_language
 from .retriever import Query, Retriever, understand_part
+from .tables import TableAnswerer, parse, task_filter
 
 _WORDLIKE = re.compile(r"[\w\u4e00-\u9fff]", re.UNICODE)
 _SENT = re.compile(r"[^。!?;!?;\n]+[。!?;!?;]*")
@@ -37,6 +38,13 @@ def clean_question(question: Any, max_chars: int) -> str:
     if not _WORDLIKE.search(text):
         raise GovragError("the question has no words, only punctuation or symbols")
     return text
+
+
+def _matches_doc(tasks, doc: str, filters: dict[str, Any]) -> bool:
+    """True when a document's task records pass the ask() filters (doc, district, year)."""
+    rec = next(r for r in tasks.records if r["doc"] == doc)
+    return all(str(v) == str({"doc": rec["doc"], "district": rec["district"], "year": rec["year"]}.get(k, v))
+               for k, v in filters.items())
 
 
 def verify_figures(answer: Answer, hits: list[Hit], topic: set[str] | None = None) -> None:
@@ -104,6 +112,10 @@ class Pipeline:
         t0 = time.perf_counter()
         q = self.retriever.understand(text, translated)
         timings["understand_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+        table = self._table_answer(q, filters, timings)
+        if table is not None:  # a question over a whole task table: counted from the records
+            table.timings = {**timings, "total_ms": round((time.perf_counter() - started) * 1000, 2)}
+            return table, [Hit(self.retriever.index.chunk(c.chunk_id), 1.0) for c in table.citations]
         hits = self.retriever.search(q, k=max(k, 5), filters=filters, channels=channels, timings=timings)
         if is_multi(text, q.lang):  # a two-fact question: each half also retrieves on its own
             extra = [h for part in split_parts(text, q.lang) if part != text
@@ -124,6 +136,26 @@ class Pipeline:
         finish(answer, hits, timings, started)
         answer.notes = notes + answer.notes + [f"translation: {q.translation}"] * (q.lang == "en")
         return answer, hits
+
+    def _table_answer(self, q: Query, filters: dict[str, Any] | None, timings: dict[str, float]) -> Answer | None:
+        """The answer to a question over a whole task table, or None for any other question."""
+        t0 = time.perf_counter()
+        tasks = self.retriever.index.tasks
+        tq = parse(q.text, q.lang, tasks, q.districts, q.years, self.retriever.terms)
+        timings["table_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+        if tq is None:
+            return None
+        f = tq.filter
+        if filters:
+            f.docs = [d for d in f.docs or [] if _matches_doc(tasks, d, filters)]
+        return TableAnswerer(tasks, self.retriever.index.chunk).answer(q.text, q.lang, tq)
+
+    def tasks(self, **kwargs: Any) -> list[dict[str, Any]]:
+        """Task records that pass a filter (see rag.table_questions.task_filter for the
+        arguments: doc, district, unit, role, section, status, due_before, words)."""
+        table = self.retriever.index.tasks
+        f, _ = task_filter(table, self.retriever.terms, **kwargs)
+        return table.select(f)
 
     def _translate(self, text: str, notes: list[str], timings: dict[str, float]) -> str | None:
         from .llm import translate_query

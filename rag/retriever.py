@@ -158,6 +158,12 @@ class Retriever:
             self._vocabulary = Vocabulary(self.index.vocabulary)
         return understand(question, translated, self._pinyin, self._vocabulary)
 
+    def terms(self, english: str) -> list[tuple[str, float]]:
+        """Weighted Chinese terms of English words, resolved against this corpus's words."""
+        if self._vocabulary is None:
+            self._vocabulary = Vocabulary(self.index.vocabulary)
+        return expand_query(english, self._vocabulary)
+
     @classmethod
     def load(cls, index_dir: str | Path | None = None, settings: Settings | None = None) -> "Retriever":
         """Load the index (checked against the configured embedder) and the embedder."""
