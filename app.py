@@ -34,7 +34,7 @@ from rag.models import Answer, Chunk, Citation, GovragError  # noqa: E402
 
 CONCURRENCY = 8  # answers at once (UI chat and API share this pool)
 LLM_SLOTS = 2  # of which at most this many wait on the LLM; the others stay extractive-fast
-_HIDDEN_NOTES = ("asked:", "confidence:", "translation:")
+_HIDDEN_NOTES = ("asked:", "confidence:", "translation:", "best guess:")
 _MD_ACTIVE = re.compile(r"([\\`*_\[\]{}#|~>!-])")
 
 LABELS: dict[str, dict[str, str]] = {

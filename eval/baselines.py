@@ -15,7 +15,7 @@ from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 
-from rag.answer import ExtractiveAnswerer
+from rag.reader import Reader
 from rag.config import Settings
 from rag.models import Answer, Chunk, Hit
 from rag.pipeline import clean_question, finish
@@ -43,7 +43,7 @@ class CachedEmbeddings(Embeddings):
 
 
 class LangChainBaseline:
-    """Tutorial chunking + FAISS vector store, answered by our extractive answerer."""
+    """Tutorial chunking + FAISS vector store, answered by our reader."""
 
     name = "langchain-default"
 
@@ -73,8 +73,7 @@ class LangChainBaseline:
         self.store = FAISS.from_documents(docs_lc, embeddings)
         bm25 = bm25s.BM25()  # only for the answerer's IDF weights
         bm25.index([tokenize(c.text) or ["∅"] for c in self.chunks], show_progress=False)
-        self.answerer = ExtractiveAnswerer(partial(bm25_idf, bm25, len(self.chunks)),
-                                           settings.abstain_threshold, settings.abstain_threshold_en)
+        self.answerer = Reader(partial(bm25_idf, bm25, len(self.chunks)), "\n".join(c.text for c in self.chunks))
         self.max_chars = settings.max_question_chars
         self.build = {"seconds": round(time.perf_counter() - started, 2), "chunks": len(self.chunks),
                       "embedded": embeddings.embedded}

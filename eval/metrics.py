@@ -163,8 +163,37 @@ def score_item(item: dict[str, Any], answer: Answer | None, hits: list[Hit],
         "citations_with_quote": [sum(cited), len(cited)],
         "figures_verified": [sum(f.verified for f in answer.figures), len(answer.figures)] if answer else [0, 0],
         "list_recall": _list_recall(item, answer),
+        "confidence": answer.confidence if answer else None,
+        "guess_correct": _guess_correct(item, answer),
         "error": error,
     }
+
+
+def _guess_correct(item: dict[str, Any], answer: Answer | None) -> bool | None:
+    """Whether the reader's best answer was right, given or not (an abstention keeps its best
+    guess in the notes): what a reliability chart plots against the confidence."""
+    if answer is None or answer.confidence is None:
+        return None
+    if item["type"] == "unanswerable":
+        return False
+    if not answer.abstained:
+        return is_correct(item, answer, strict=True)
+    guess = next((n.split(":", 1)[1].strip() for n in answer.notes if n.startswith("best guess:")), "")
+    groups = item.get("accept_all") or [item["accept"]]
+    return all(any(normalise(a) in normalise(guess) for a in group) for group in groups)
+
+
+def reliability(results: list[dict[str, Any]], bins: int = 10) -> list[dict[str, Any]]:
+    """Confidence bins against the share of best answers that were right."""
+    rows = [(r["confidence"], r["guess_correct"]) for r in results if r.get("confidence") is not None]
+    out = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = [(c, ok) for c, ok in rows if lo <= c < hi or (b == bins - 1 and c == 1.0)]
+        out.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": len(inside),
+                    "confidence": round(sum(c for c, _ in inside) / len(inside), 4) if inside else None,
+                    "accuracy": round(sum(bool(ok) for _, ok in inside) / len(inside), 4) if inside else None})
+    return out
 
 
 def _list_recall(item: dict[str, Any], answer: Answer | None) -> float | None:
@@ -232,4 +261,4 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
     by = lambda key, order: {v: group_metrics([r for r in results if r[key] == v])  # noqa: E731
                              for v in order if any(r[key] == v for r in results)}
     return {"overall": group_metrics(results), "by_type": by("type", TYPES),
-            "by_lang": by("lang", ("zh", "en")), "latency_ms": latency(results)}
+            "by_lang": by("lang", ("zh", "en")), "latency_ms": latency(results), "reliability": reliability(results)}

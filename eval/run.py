@@ -37,15 +37,17 @@ class System(Protocol):
 class PipelineSystem:
     """Our pipeline exactly as a user gets it (or with one retrieval channel, as a baseline)."""
 
-    def __init__(self, pipeline, use_llm: bool = False, channel: str | None = None) -> None:
+    def __init__(self, pipeline, use_llm: bool = False, channel: str | None = None, fusion: str | None = None) -> None:
         self.pipeline = pipeline
         self.use_llm = use_llm
         self.channels = (channel,) if channel else ("dense", "bm25")
-        self.name = f"{channel}-only" if channel else "govrag (ours)"
+        self.fusion = fusion
+        self.name = f"{channel}-only" if channel else f"hybrid-{fusion}" if fusion else "govrag (ours)"
         self.chunks = pipeline.retriever.index.chunks
 
     def ask(self, question: str, k: int = 5) -> tuple[Answer, list[Hit]]:
-        return self.pipeline.ask_with_hits(question, k=k, use_llm=self.use_llm, channels=self.channels)
+        return self.pipeline.ask_with_hits(question, k=k, use_llm=self.use_llm, channels=self.channels,
+                                           fusion=self.fusion)
 
 
 def run_systems(systems: list[System], items: list[dict[str, Any]], k: int,
@@ -130,8 +132,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.compare:
         from eval.baselines import LangChainBaseline
 
-        systems += [LangChainBaseline(settings.docs, settings), PipelineSystem(pipeline, args.llm, "bm25"),
-                    PipelineSystem(pipeline, args.llm, "dense")]
+        systems += [LangChainBaseline(settings.docs, settings), PipelineSystem(pipeline, args.llm, fusion="rrf"),
+                    PipelineSystem(pipeline, args.llm, "bm25"), PipelineSystem(pipeline, args.llm, "dense")]
     (metrics, results), *others = evaluate(systems, items, k)
     seconds = getattr(args, "build_seconds", None)
     build = {"seconds": seconds, "chunks": len(systems[0].chunks), "how": "given with --build-seconds"} \
@@ -248,6 +250,32 @@ def write_chart(payload: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def write_reliability(payload: dict[str, Any], path: Path) -> None:
+    """Confidence bins against the share of right best answers (the diagonal is perfect calibration)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = [b for b in payload["metrics"]["reliability"] if b["n"]]
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", label="reader")
+    for b in bins:
+        ax.annotate(str(b["n"]), (b["confidence"], b["accuracy"]), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="confidence (calibrated probability)", ylabel="share of best answers right",
+           title="reliability (n per bin)")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def reliability_md(payload: dict[str, Any]) -> str:
+    rows = [[b["bin"], b["n"], b["confidence"], b["accuracy"]] for b in payload["metrics"]["reliability"]]
+    return "\n## Reliability (best answer right, by confidence)\n\n" + _table(["confidence", "n", "mean", "right"], rows) + "\n"
+
+
 def main(args: argparse.Namespace) -> int:
     """`govrag eval`: run, print metrics (or the JSON payload), write reports with --out."""
     payload = run(args)
@@ -255,14 +283,16 @@ def main(args: argparse.Namespace) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
-        (out / "report.md").write_text(summary_md(payload) + failures_md(payload["results"]), encoding="utf-8")
+        (out / "report.md").write_text(summary_md(payload) + reliability_md(payload) + failures_md(payload["results"]),
+                                       encoding="utf-8")
         write_chart(payload, out / "report.png")
+        write_reliability(payload, out / "reliability.png")
     if args.json:
         print(json.dumps(payload, ensure_ascii=False))
     else:
         print(summary_md(payload))
         if args.out:
-            print(f"reports written to {args.out}/ (report.json, report.md, report.png)")
+            print(f"reports written to {args.out}/ (report.json, report.md, report.png, reliability.png)")
     return 0
 
 

@@ -18,7 +18,7 @@ def _print_answer(answer: Answer, text: bool = True) -> None:
     if text:  # (already shown when the answer was streamed)
         print(answer.answer)
     for note in answer.notes:
-        if not note.startswith(("asked:", "confidence:", "translation:")):
+        if not note.startswith(("asked:", "confidence:", "translation:", "best guess:")):
             print(f"  ({note})")
     for c in answer.citations or answer.passages:
         where = " > ".join(p for p in c.heading_path[1:] if p) or c.title

@@ -24,14 +24,15 @@ class Settings:
     faiss_index: str = "flat"  # "flat" (exact) or "hnsw" (approximate, for large corpora)
     k: int = 5  # chunks cited / shown
     candidates: int = 30  # per channel, before fusion
+    fusion: str = "learned"  # "learned" (the passage ranker of rag/data/ranker_model.json) or "rrf"
     rrf_k: int = 60  # reciprocal-rank-fusion constant
     dense_weight: float = 0.25  # fusion weights, Chinese questions (tuned on eval/dev.jsonl:
     bm25_weight: float = 1.0  # BM25 over jieba is the stronger channel on these documents)
     dense_weight_en: float = 0.25  # fusion weights, English questions (0.4 before the corpus-resolved
     # translation; 0.2-0.25 now gives the best English hit@5 on dev, 0.6 loses accuracy)
     bm25_weight_en: float = 1.0
-    abstain_threshold: float = 0.4  # minimum answer confidence (0..1), Chinese questions
-    abstain_threshold_en: float = 0.25  # English questions (their evidence is translated, so sparser)
+    abstain_threshold: float = 0.0  # minimum P(answer right) to answer; 0: the threshold stored with
+    # the reader model (chosen on the question bank's validation split)
     max_question_chars: int = 2000
     chunk_tokens: int = 400  # token budget of a section chunk (tiktoken cl100k)
     chunk_overlap_tokens: int = 40

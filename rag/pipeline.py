@@ -12,7 +12,9 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Callable
 
-from .answer import QUESTION_WORDS, ExtractiveAnswerer, idf_from_index, is_multi, split_parts
+from .reader import Reader, is_multi, split_parts
+from .reader.cues import QUESTION_WORDS
+from .reader.render import citation
 from .config import Settings, load_settings
 from .grounding import find_figures, same_figure
 from .index import tokenize
@@ -81,9 +83,8 @@ class Pipeline:
     def __init__(self, retriever: Retriever, settings: Settings) -> None:
         self.retriever = retriever
         self.settings = settings
-        self.extractive = ExtractiveAnswerer(idf_from_index(retriever.index), settings.abstain_threshold,
-                                             settings.abstain_threshold_en,
-                                             "\n".join(c.text for c in retriever.index.chunks), retriever.understand)
+        self.reader = Reader(retriever.index.idf, "\n".join(c.text for c in retriever.index.chunks),
+                             retriever.understand, threshold=settings.abstain_threshold)
 
     @classmethod
     def load(cls, index_dir: str | Path | None = None, settings: Settings | None = None) -> "Pipeline":
@@ -97,8 +98,10 @@ class Pipeline:
 
     def ask_with_hits(self, question: str, k: int | None = None, filters: dict[str, Any] | None = None,
                       use_llm: bool = False, on_token: Callable[[str], None] | None = None,
-                      channels: tuple[str, ...] = ("dense", "bm25")) -> tuple[Answer, list[Hit]]:
-        """(Answer, retrieved hits in rank order). Raises GovragError on a bad question."""
+                      channels: tuple[str, ...] = ("dense", "bm25"), fusion: str | None = None
+                      ) -> tuple[Answer, list[Hit]]:
+        """(Answer, retrieved hits in rank order). Raises GovragError on a bad question.
+        `channels` and `fusion` ("learned" | "rrf") choose the retrieval (for baselines)."""
         started = time.perf_counter()
         text = clean_question(question, self.settings.max_question_chars)
         k = k or self.settings.k
@@ -116,26 +119,35 @@ class Pipeline:
         if table is not None:  # a question over a whole task table: counted from the records
             table.timings = {**timings, "total_ms": round((time.perf_counter() - started) * 1000, 2)}
             return table, [Hit(self.retriever.index.chunk(c.chunk_id), 1.0) for c in table.citations]
-        hits = self.retriever.search(q, k=max(k, 5), filters=filters, channels=channels, timings=timings)
-        if is_multi(text, q.lang):  # a two-fact question: each half also retrieves on its own
-            extra = [h for part in split_parts(text, q.lang) if part != text
-                     for h in self.retriever.search(understand_part(part, q, self.retriever.understand), k=3, filters=filters, channels=channels)]
-            top = {h.chunk.id for h in hits[:k]}
-            added = list({h.chunk.id: h for h in extra if h.chunk.id not in top}.values())[:4]
-            rest = [h for h in hits[k:] if h.chunk.id not in {a.chunk.id for a in added}]
-            hits, k = hits[:k] + added + rest, k + len(added)
+        hits, k = self.retrieve(q, k, filters, channels, timings, fusion)
         t0 = time.perf_counter()
         answer = None
         if use_llm:
             answer = self._llm_answer(q, hits[:k], notes, on_token)
         if answer is None:
-            answer = self.extractive.answer(q, hits[:k])
+            answer = self.reader.answer(q, hits[:k])
             if on_token is not None:
                 on_token(answer.answer)
         timings["answer_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         finish(answer, hits, timings, started)
         answer.notes = notes + answer.notes + [f"translation: {q.translation}"] * (q.lang == "en")
         return answer, hits
+
+    def retrieve(self, q: Query, k: int, filters: dict[str, Any] | None = None,
+                 channels: tuple[str, ...] = ("dense", "bm25"), timings: dict[str, float] | None = None,
+                 fusion: str | None = None) -> tuple[list[Hit], int]:
+        """(hits in rank order, how many of them the answer reads): the top k; a two-fact
+        question's halves also retrieve on their own and up to four of their passages join."""
+        hits = self.retriever.search(q, k=max(k, 5), filters=filters, channels=channels, timings=timings, fusion=fusion)
+        if is_multi(q.text, q.lang):
+            extra = [h for part in split_parts(q.text, q.lang) if part != q.text
+                     for h in self.retriever.search(understand_part(part, q, self.retriever.understand), k=3,
+                                                    filters=filters, channels=channels, fusion=fusion)]
+            top = {h.chunk.id for h in hits[:k]}
+            added = list({h.chunk.id: h for h in extra if h.chunk.id not in top}.values())[:4]
+            rest = [h for h in hits[k:] if h.chunk.id not in {a.chunk.id for a in added}]
+            hits, k = hits[:k] + added + rest, k + len(added)
+        return hits, k
 
     def _table_answer(self, q: Query, filters: dict[str, Any] | None, timings: dict[str, float]) -> Answer | None:
         """The answer to a question over a whole task table, or None for any other question."""
@@ -183,7 +195,7 @@ class Pipeline:
             notes.append(f"{exc}; extractive answer instead")
             return None
         if is_abstention(text):
-            closest = [self.extractive._citation(i + 1, h, 0, min(160, len(h.chunk.text))) for i, h in enumerate(hits[:3])]
+            closest = [citation(i + 1, h, 0, min(160, len(h.chunk.text))) for i, h in enumerate(hits[:3])]
             return Answer(q.text, text, [], [], True, "llm", {}, q.lang, [], closest)
         numbers = parse_citations(text, len(hits))
         figures = find_figures(text)

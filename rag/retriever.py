@@ -149,6 +149,7 @@ class Retriever:
         self.embedder = embedder
         self._pinyin: dict[str, list[str]] | None = None
         self._vocabulary: Vocabulary | None = None
+        self._ranker: Any = False  # not loaded yet
 
     def understand(self, question: str, translated: str | None = None) -> Query:
         """`understand` with this corpus's words for romanised names and dictionary
@@ -173,6 +174,17 @@ class Retriever:
         embedder = get_embedder(settings.embedder)
         index = load_index(index_dir or settings.index_dir, embedder.id, embedder.dim)
         return cls(index, settings, embedder)
+
+    @property
+    def ranker(self):
+        """The learned passage ranker (rag/ranker.py) when the settings ask for it, its model file
+        exists and the index holds the kinds of documents it was fitted on; else None (RRF)."""
+        if self._ranker is False:
+            from .ranker import load_ranker
+
+            model = load_ranker() if self.settings.fusion == "learned" else None
+            self._ranker = model if model is not None and model.fits(self.index.chunks) else None
+        return self._ranker
 
     def _channels(self, q: Query, n: int, channels: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
         ranked: dict[str, list[tuple[int, float]]] = {}
@@ -205,30 +217,25 @@ class Retriever:
         return bonus
 
     def search(self, query: str | Query, k: int = 5, filters: dict[str, Any] | None = None,
-               channels: tuple[str, ...] = ("dense", "bm25"), timings: dict[str, float] | None = None) -> list[Hit]:
-        """The k best chunks for a question, fused from the requested channels."""
+               channels: tuple[str, ...] = ("dense", "bm25"), timings: dict[str, float] | None = None,
+               fusion: str | None = None) -> list[Hit]:
+        """The k best chunks for a question: the union of the requested channels' candidates
+        ordered by the learned ranker (`fusion` "learned", the default when it is available and
+        both channels are asked for) or by reciprocal-rank fusion with metadata boosts ("rrf")."""
         started = time.perf_counter()
         q = query if isinstance(query, Query) else self.understand(query)
+        ranker = self.ranker if (fusion or self.settings.fusion) == "learned" and len(channels) > 1 else None
+        if ranker is not None and q.lang not in ranker.dense_langs:
+            channels = tuple(c for c in channels if c != "dense")  # the ranker learned dense adds nothing here
         filters = {key: v for key, v in (filters or {}).items() if v not in (None, "", [])}
         unknown = set(filters) - set(FILTER_KEYS)
         if unknown:
             raise GovragError(f"unknown filter(s) {sorted(unknown)}; use {', '.join(FILTER_KEYS)}")
         chunks = self.index.chunks
-        n = self.settings.candidates if not filters else len(chunks)
-        ranked = self._channels(q, max(n, k), channels)
-        weights = self._weights(q.lang)
-        rrf_k = self.settings.rrf_k
-        fused: dict[int, float] = {}
-        ranks: dict[int, dict[str, int]] = {}
-        raw: dict[int, dict[str, float]] = {}
-        for name, results in ranked.items():
-            results = [(p, s) for p, s in results if not filters or _matches(chunks[p], filters)]
-            for rank, (pos, score) in enumerate(results, start=1):
-                fused[pos] = fused.get(pos, 0.0) + weights.get(name, 1.0) / (rrf_k + rank)
-                ranks.setdefault(pos, {})[name] = rank
-                raw.setdefault(pos, {})[name] = round(score, 4)
-        unit = 1.0 / (rrf_k + 1)
-        scored = sorted(((s + self._boost(chunks[p], q) * unit, p) for p, s in fused.items()), reverse=True)
+        ranks, raw, rrf = self.gather(q, max(self.settings.candidates if not filters else len(chunks), k), channels, filters)
+        scored = sorted(((s, p) for p, s in rrf.items()), reverse=True)
+        if ranker is not None and scored:
+            scored = self._learned(ranker, q, [p for _, p in scored], ranks, raw, rrf)
         hits: list[Hit] = []
         for score, pos in scored:
             if any(_overlaps(chunks[pos], h.chunk) for h in hits):
@@ -239,6 +246,41 @@ class Retriever:
         if timings is not None:
             timings["retrieve_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return hits
+
+    def gather(self, q: Query, n: int, channels: tuple[str, ...], filters: dict[str, Any] | None = None
+               ) -> tuple[dict[int, dict[str, int]], dict[int, dict[str, float]], dict[int, float]]:
+        """The candidates of the channels: each one's rank and score per channel, and its
+        reciprocal-rank fusion score with the metadata boosts."""
+        ranked = self._channels(q, n, channels)
+        weights = self._weights(q.lang)
+        rrf_k = self.settings.rrf_k
+        chunks = self.index.chunks
+        fused: dict[int, float] = {}
+        ranks: dict[int, dict[str, int]] = {}
+        raw: dict[int, dict[str, float]] = {}
+        for name, results in ranked.items():
+            results = [(p, s) for p, s in results if not filters or _matches(chunks[p], filters)]
+            for rank, (pos, score) in enumerate(results, start=1):
+                fused[pos] = fused.get(pos, 0.0) + weights.get(name, 1.0) / (rrf_k + rank)
+                ranks.setdefault(pos, {})[name] = rank
+                raw.setdefault(pos, {})[name] = round(score, 4)
+        unit = 1.0 / (rrf_k + 1)
+        return ranks, raw, {p: s + self._boost(chunks[p], q) * unit for p, s in fused.items()}
+
+    def _learned(self, ranker, q: Query, positions: list[int], ranks: dict[int, dict[str, int]],
+                 raw: dict[int, dict[str, float]], rrf: dict[int, float]) -> list[tuple[float, int]]:
+        """(score, position) of the candidates ordered by the learned ranker."""
+        from .ranker import Channels, features
+        from .reader.question import asked_type, asked_unit
+
+        def channel(name: str) -> dict[int, tuple[int, float]]:
+            return {p: (ranks[p][name], raw[p][name]) for p in positions if name in ranks[p]}
+
+        ch = Channels(channel("bm25"), channel("dense") if any("dense" in ranks[p] for p in positions) else None)
+        X = features(q, positions, ch, self.index.chunks, self.index.idf, asked_type(q.text, q.lang),
+                     asked_unit(q.text, q.lang), lambda c: contradicts(c, q.years, q.districts, q.doc_years), rrf)
+        scores = ranker.scores(X)
+        return sorted(zip(scores.tolist(), positions), key=lambda sp: -sp[0])
 
     def as_langchain(self, k: int = 5, filters: dict[str, Any] | None = None) -> "GovragRetriever":
         """This retriever behind LangChain's BaseRetriever interface."""

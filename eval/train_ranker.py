@@ -1,0 +1,146 @@
+"""Fit the learned passage ranker and decide where the dense channel pays.
+
+    python -m eval.train_ranker [--index DIR] [--out rag/data/ranker_model.json]
+
+* Questions: the bank's train split and eval/dev.jsonl (answerable ones). For each, the union of
+  BM25's and the dense channel's top 30 is gathered exactly as the retriever does; a passage is
+  relevant when it holds one of the item's gold quotes.
+* Trees: LightGBM LambdaRank (one thread, deterministic, fixed seed), exported as plain JSON.
+* Dense or not: on the validation split, hit@1 and hit@5 per language with the dense channel's
+  features and without them (the query not encoded); the dense channel is kept for a language
+  only where it raises hit@1 + hit@5 there. The test split is never read here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.models import GovragError
+
+from eval.metrics import load_dataset, normalise
+
+TRAIN = [Path("eval/bank/train.jsonl"), Path("eval/dev.jsonl")]
+VALIDATION = Path("eval/bank/validation.jsonl")
+CANDIDATES = 30
+PARAMS = dict(objective="lambdarank", learning_rate=0.05, num_leaves=15, min_data_in_leaf=20, feature_fraction=0.8,
+              lambda_l2=1.0, lambdarank_truncation_level=10, deterministic=True, num_threads=1, seed=0, verbose=-1)
+ROUNDS = 200
+FITTED_ON = ["progress_table", "task_list", "work_report"]  # the document kinds of the seeds
+
+
+def _quotes(item: dict[str, Any]) -> list[str]:
+    return [normalise(q) for q in [item["quote"], *item.get("quotes", [])] if q]
+
+
+def groups(retriever, items: list[dict[str, Any]], dense: set[str]) -> list[tuple[dict[str, Any], list[int], np.ndarray, np.ndarray]]:
+    """(item, candidate positions, features, relevance) of each answerable item; `dense`: the
+    languages whose questions use the dense channel."""
+    from tqdm import tqdm
+
+    from rag.ranker import Channels, features
+    from rag.reader.question import asked_type, asked_unit
+    from rag.retriever import contradicts
+
+    chunks = retriever.index.chunks
+    texts = [normalise(c.text) for c in chunks]
+    out = []
+    for item in tqdm(items, desc="passages", unit="q", file=sys.stderr):
+        if item["type"] in ("unanswerable", "table"):
+            continue
+        q = retriever.understand(item["question"])
+        channels = ("dense", "bm25") if q.lang in dense else ("bm25",)
+        ranks, raw, rrf = retriever.gather(q, CANDIDATES, channels)
+        positions = sorted(rrf, key=lambda p: -rrf[p])
+        ch = Channels({p: (ranks[p]["bm25"], raw[p]["bm25"]) for p in positions if "bm25" in ranks[p]},
+                      {p: (ranks[p]["dense"], raw[p]["dense"]) for p in positions if "dense" in ranks[p]}
+                      if "dense" in channels else None)
+        X = features(q, positions, ch, chunks, retriever.index.idf, asked_type(q.text, q.lang),
+                     asked_unit(q.text, q.lang), lambda c: contradicts(c, q.years, q.districts, q.doc_years), rrf)
+        quotes = _quotes(item)
+        y = np.array([int(any(qt in texts[p] for qt in quotes)) for p in positions], dtype=np.int8)
+        out.append((item, positions, X, y))
+    return out
+
+
+def fit(data: list) -> Any:
+    import lightgbm
+
+    data = [d for d in data if len(d[1])]
+    X = np.vstack([d[2] for d in data])
+    y = np.concatenate([d[3] for d in data])
+    return lightgbm.train(PARAMS, lightgbm.Dataset(X, y, group=[len(d[1]) for d in data]), num_boost_round=ROUNDS)
+
+
+def hits_at(retriever, items: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """hit@1 and hit@5 per language of the retriever as it searches (k=5)."""
+    out: dict[str, list[tuple[bool, bool]]] = {}
+    for item in items:
+        if item["type"] in ("unanswerable", "table"):
+            continue
+        quotes = _quotes(item)
+        hits = retriever.search(item["question"], k=5)
+        found = [any(q in normalise(h.chunk.text) for q in quotes[:1]) for h in hits]
+        out.setdefault(item["lang"], []).append((bool(found[:1] and found[0]), any(found)))
+        out.setdefault("all", []).append(out[item["lang"]][-1])
+    return {lang: {"hit@1": round(float(np.mean([a for a, _ in v])), 4), "hit@5": round(float(np.mean([b for _, b in v])), 4),
+                   "n": len(v)} for lang, v in out.items()}
+
+
+def train(retriever, out: Path) -> dict[str, Any]:
+    """Fit with and without the dense channel, keep it per language where it pays, write the model."""
+    import lightgbm
+
+    from rag.ranker import FEATURES, FORMAT, RankerModel
+    from rag.trees import lightgbm_trees
+
+    items = [i for path in TRAIN for i in load_dataset(path)]
+    validation = load_dataset(VALIDATION)
+    results, models = {}, {}
+    for name, dense in (("dense", {"zh", "en"}), ("no-dense", set())):
+        booster = fit(groups(retriever, items, dense))
+        models[name] = {"format": FORMAT, "features": list(FEATURES), "trees": lightgbm_trees(booster),
+                        "dense_langs": sorted(dense), "doc_kinds": FITTED_ON}
+        retriever._ranker = RankerModel(models[name])
+        results[name] = hits_at(retriever, validation)
+    retriever._ranker = None
+    results["rrf"] = {lang: m for lang, m in hits_at(retriever, validation).items()}
+    pays = sorted(lang for lang in ("zh", "en") if sum(results["dense"][lang].values()) - results["dense"][lang]["n"]
+                  > sum(results["no-dense"][lang].values()) - results["no-dense"][lang]["n"])
+    final = fit(groups(retriever, items, set(pays)))
+    data = {"format": FORMAT, "features": list(FEATURES), "trees": lightgbm_trees(final), "dense_langs": pays,
+            "doc_kinds": FITTED_ON,
+            "trained": {"train": [str(p) for p in TRAIN], "validation": str(VALIDATION), "params": PARAMS,
+                        "rounds": ROUNDS, "candidates": CANDIDATES, "lightgbm": lightgbm.__version__,
+                        "validation_hits": results}}
+    retriever._ranker = RankerModel(data)
+    data["trained"]["validation_hits"]["final"] = hits_at(retriever, validation)
+    out.write_text(json.dumps(data, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rag.config import load_settings
+    from rag.ranker import MODEL_PATH
+    from rag.retriever import Retriever
+
+    p = argparse.ArgumentParser(prog="python -m eval.train_ranker", description=__doc__.split("\n")[0])
+    p.add_argument("--index", help="index folder (default: the configured one)")
+    p.add_argument("--out", default=str(MODEL_PATH), help="where to write the model JSON")
+    args = p.parse_args(argv)
+    settings = load_settings(index_dir=args.index)
+    data = train(Retriever.load(settings.index_dir, settings), Path(args.out))
+    print(json.dumps(data["trained"]["validation_hits"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except GovragError as exc:
+        print(f"train_ranker: error: {exc}", file=sys.stderr)
+        sys.exit(2)

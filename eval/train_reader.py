@@ -1,0 +1,253 @@
+"""Fit the reader model: gradient-boosted trees over the candidates' features, a calibration of
+the best candidate's score into P(right), and the abstention threshold.
+
+    python -m eval.train_reader [--index DIR] [--out rag/data/reader_model.json]
+
+* Every question of the bank's train split and of eval/dev.jsonl goes through the pipeline's own retrieval; each
+  candidate of the retrieved passages is labelled right when what it puts first holds an
+  accepted answer and its sentence overlaps the gold quote (no candidate of an unanswerable
+  question is right).
+* The trees are fitted on the train split with LightGBM's LambdaRank objective (the candidates
+  of one question half are ranked against each other); one thread, deterministic mode, fixed
+  seed: the same data gives the same trees, bit for bit.
+* The calibration (a small binary forest: "is the best candidate right?" from its score, its
+  margins and its features) is fitted on out-of-fold best candidates: the training questions are
+  cut by writer, each writer's questions ranked by trees fitted on the other writers'. An
+  unanswerable question's best candidate is never right, so this is where abstention is learned.
+* The threshold is chosen on the validation split: the lowest whose answered questions are right
+  at least TARGET_PRECISION of the time. The test split is never read here.
+The model is written as plain JSON (trees as node lists, numbers as Python writes floats).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.models import GovragError
+
+from eval.metrics import load_dataset, normalise
+
+TRAIN = [Path("eval/bank/train.jsonl"), Path("eval/dev.jsonl")]  # dev.jsonl: the earlier sessions' questions
+VALIDATION = Path("eval/bank/validation.jsonl")
+TARGET_PRECISION = 0.80  # answered questions right at least this often on validation
+PARAMS = dict(objective="lambdarank", learning_rate=0.05, num_leaves=31, min_data_in_leaf=20, feature_fraction=0.8,
+              lambda_l2=1.0, lambdarank_truncation_level=10, label_gain=[0, 1, 3], deterministic=True, num_threads=1,
+              seed=0, verbose=-1)
+ROUNDS = 300
+CALIBRATION = dict(objective="binary", learning_rate=0.05, num_leaves=7, min_data_in_leaf=20, feature_fraction=0.8,
+                   lambda_l2=5.0, deterministic=True, num_threads=1, seed=0, verbose=-1)
+CALIBRATION_ROUNDS = 150
+
+
+@dataclass
+class Sample:
+    """One half of one question: its candidates' features, labels and what is needed to answer."""
+
+    item: dict[str, Any]
+    q: Any
+    hits: list
+    cands: list
+    asked: str
+    X: np.ndarray
+    y: np.ndarray
+
+
+def _common(a: str, b: str) -> int:
+    best = 0
+    for i in range(len(a)):
+        for j in range(i + best + 1, len(a) + 1):
+            if a[i:j] not in b:
+                break
+            best = j - i
+    return best
+
+
+def _accepts(item: dict[str, Any]) -> list[str]:
+    return [normalise(a) for group in (item.get("accept_all") or [item["accept"]]) for a in group]
+
+
+def _holds(lead: str, accept: str) -> bool:
+    """The accepted string is in the lead (a bare number not inside a longer number)."""
+    if accept.isdigit():
+        return bool(re.search(rf"(?<!\d){accept}(?!\d)", lead))
+    return accept in lead
+
+
+def label(item: dict[str, Any], cand, hits: list, lang: str) -> int:
+    """How right this candidate is: 0 wrong; 1 it holds an accepted answer in the sentence of
+    the gold quote; 2 it also puts little else first (a figure, a name, a cell, or a phrase not
+    much longer than the accepted answer)."""
+    from rag.reader.render import lead_text
+
+    if item["type"] == "unanswerable":
+        return 0
+    lead = normalise(lead_text(cand, lang))
+    held = [a for a in _accepts(item) if _holds(lead, a)]
+    if not held:
+        return 0
+    text = hits[cand.hit].chunk.text
+    sent = normalise(text[cand.sent[0]:cand.sent[1]])
+    quotes = [normalise(q) for q in [item["quote"], *item.get("quotes", [])] if q]
+    if not any(_common(sent, q) >= min(8, len(q), len(sent)) for q in quotes):
+        return 0
+    concise = cand.kind not in ("clause", "definition") or len(cand.lead) <= max(map(len, held)) + 6
+    return 2 if concise else 1
+
+
+def collect(pipeline, items: list[dict[str, Any]]) -> list[Sample]:
+    """The candidates of every item's halves, through the pipeline's own retrieval."""
+    from tqdm import tqdm
+
+    samples = []
+    for item in tqdm(items, desc="candidates", unit="q", file=sys.stderr):
+        q = pipeline.retriever.understand(item["question"])
+        hits, k = pipeline.retrieve(q, pipeline.settings.k)
+        hits = hits[:k]
+        for half in pipeline.reader.halves(q, hits):
+            y = np.array([label(item, c, hits, q.lang) for c in half.cands], dtype=np.int8)
+            samples.append(Sample(item, q, hits, half.cands, half.ask.asked, half.X, y))
+    return samples
+
+
+def fit_trees(samples: list[Sample]):
+    """LambdaRank trees over the samples' candidates, each half of a question one group."""
+    import lightgbm
+
+    groups = [s for s in samples if len(s.cands)]
+    X = np.vstack([s.X for s in groups])
+    y = np.concatenate([s.y for s in groups])
+    data = lightgbm.Dataset(X, y, group=[len(s.cands) for s in groups], free_raw_data=False)
+    return lightgbm.train(PARAMS, data, num_boost_round=ROUNDS)
+
+
+def trees_json(booster) -> tuple[list[dict[str, list]], float]:
+    """The fitted trees as flat node lists, and the baseline score (0 for LambdaRank)."""
+    from rag.trees import lightgbm_trees
+
+    return lightgbm_trees(booster), 0.0
+
+
+def _best(model, s: Sample) -> tuple[int, np.ndarray, float | None]:
+    """(index of the best candidate, all scores, the best different answer's score)."""
+    scores = model.scores(s.X)
+    i = int(np.argmax(scores))
+    rivals = [v for j, v in enumerate(scores) if s.cands[j].lead != s.cands[i].lead]
+    return i, scores, max(rivals) if rivals else None
+
+
+def calibrate(samples: list[Sample]) -> dict[str, Any]:
+    """The calibration forest, fitted on out-of-fold best candidates (folds by writer)."""
+    import lightgbm
+
+    from rag.reader.features import FEATURES
+    from rag.reader.model import ReaderModel, calibration_row
+    from rag.trees import lightgbm_trees
+
+    rows, right = [], []
+    for w in sorted({s.item.get("writer", "") for s in samples}):
+        fold = fit_trees([s for s in samples if s.item.get("writer", "") != w])
+        trees, baseline = trees_json(fold)
+        model = ReaderModel({"trees": trees, "baseline": baseline, "calibration": {"trees": []}, "thresholds": {}})
+        for s in samples:
+            if s.item.get("writer", "") == w and len(s.cands):
+                i, scores, rival = _best(model, s)
+                rows.append(calibration_row(scores, s.X, i, rival))
+                right.append(int(s.y[i] > 0))
+    booster = lightgbm.train(CALIBRATION, lightgbm.Dataset(np.array(rows), np.array(right)),
+                             num_boost_round=CALIBRATION_ROUNDS)
+    return {"inputs": ["score", "margin", "gap5", *FEATURES], "trees": lightgbm_trees(booster)}
+
+
+def choose_threshold(model, samples: list[Sample]) -> tuple[float, dict[str, Any]]:
+    """The lowest threshold whose answered validation questions are right at least
+    TARGET_PRECISION of the time, with the validation accuracy it gives."""
+    from eval.metrics import is_correct
+    from rag.reader import render
+
+    by_item: dict[str, list[tuple[Sample, Any, float]]] = {}
+    for s in samples:
+        if len(s.cands):
+            i, scores, rival = _best(model, s)
+            by_item.setdefault(s.item["id"], []).append((s, s.cands[i], model.confidence(scores, s.X, i, rival)))
+        else:
+            by_item.setdefault(s.item["id"], [])
+    grid = sorted({round(p, 3) for halves in by_item.values() for _, _, p in halves} | {1.01})
+    best_t, report = 1.01, {}
+    for t in grid:
+        answered = right = correct = 0
+        for item_id, halves in by_item.items():
+            kept = [(c, s.asked) for s, c, p in halves if p >= t]
+            item = next(s.item for s in samples if s.item["id"] == item_id)
+            if kept:
+                s0 = halves[0][0]
+                answer = render.compose(s0.q, s0.hits, kept, 1.0)
+                ok = is_correct(item, answer, strict=True)
+                answered += 1
+                right += ok
+                correct += ok
+            else:
+                correct += item["type"] == "unanswerable"
+        precision = right / answered if answered else 1.0
+        row = {"threshold": t, "answered_precision": round(precision, 4),
+               "accuracy_strict": round(correct / len(by_item), 4), "answered": answered, "questions": len(by_item)}
+        if precision >= TARGET_PRECISION:
+            return t, row
+        if not report or row["accuracy_strict"] > report["accuracy_strict"]:
+            best_t, report = t, {**row, "note": f"no threshold reaches precision {TARGET_PRECISION}: the most accurate one"}
+    return best_t, report
+
+
+def train(pipeline, out: Path) -> dict[str, Any]:
+    """Fit, calibrate, choose the threshold, write the model file; returns its data."""
+    import lightgbm
+
+    from rag.reader.features import FEATURES
+    from rag.reader.model import FORMAT, ReaderModel
+
+    items = [{**i, "writer": i.get("writer") or path.stem} for path in TRAIN for i in load_dataset(path)]
+    train_samples = collect(pipeline, items)
+    clf = fit_trees(train_samples)
+    trees, baseline = trees_json(clf)
+    calibration = calibrate(train_samples)
+    data = {"format": FORMAT, "features": list(FEATURES), "trees": trees, "baseline": baseline,
+            "calibration": calibration, "thresholds": {"zh": 0.5}}
+    model = ReaderModel(data)
+    threshold, report = choose_threshold(model, collect(pipeline, load_dataset(VALIDATION)))
+    data["thresholds"] = {"zh": threshold}
+    data["trained"] = {"train": [str(p) for p in TRAIN], "validation": str(VALIDATION), "target_precision": TARGET_PRECISION,
+                       "train_halves": len(train_samples),
+                       "train_candidates": int(sum(len(s.cands) for s in train_samples)),
+                       "train_positives": int(sum(int(s.y.sum()) for s in train_samples)),
+                       "params": PARAMS, "rounds": ROUNDS, "lightgbm": lightgbm.__version__, "validation": report}
+    out.write_text(json.dumps(data, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rag.config import load_settings
+    from rag.pipeline import Pipeline
+    from rag.reader.model import MODEL_PATH
+
+    p = argparse.ArgumentParser(prog="python -m eval.train_reader", description=__doc__.split("\n")[0])
+    p.add_argument("--index", help="index folder (default: the configured one)")
+    p.add_argument("--out", default=str(MODEL_PATH), help="where to write the model JSON")
+    args = p.parse_args(argv)
+    settings = load_settings(index_dir=args.index)
+    data = train(Pipeline.load(settings.index_dir, settings), Path(args.out))
+    print(json.dumps(data["trained"], ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except GovragError as exc:
+        print(f"train_reader: error: {exc}", file=sys.stderr)
+        sys.exit(2)

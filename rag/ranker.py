@@ -1,0 +1,131 @@
+"""The learned passage ranker: orders the union of both channels' candidates (BM25 top 30 and
+dense top 30) with gradient-boosted trees fitted on the question bank (eval/train_ranker.py).
+
+Features per candidate passage: its BM25 score and rank, its dense cosine and rank (NaN where
+the channel did not run or did not return it), the reciprocal-rank fusion of both, the
+question's language, year / district / task-number agreement, the kind of chunk and document,
+IDF-weighted overlap of the question's words with the passage, its headings and title, shared
+character pairs, and whether the passage holds what the question asks for (a figure in the
+asked unit, a date, a lead-unit or deadline cell). The model file (rag/data/ranker_model.json)
+also says for which languages the dense channel pays; for the others the query is not encoded.
+Without a model file, or on an index of other kinds of documents than the ones it was fitted
+on, the retriever falls back to reciprocal-rank fusion.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .grounding import find_figures
+from .models import Chunk, GovragError
+from .trees import Forest
+
+MODEL_PATH = Path(__file__).with_name("data") / "ranker_model.json"
+FORMAT = 1
+REBUILD = "rebuild it with: python -m eval.train_ranker"
+DOC_KINDS = ("progress_table", "task_list", "work_report", "news")
+ASKED = ("count", "amount", "share", "deadline", "unit", "status", "entity", "meaning", "fact")
+ABSENT_RANK = 40.0
+
+FEATURES: tuple[str, ...] = (
+    "bm25", "bm25_norm", "bm25_rank", "dense", "dense_gap", "dense_rank", "rrf", "both", "en",
+    "year", "district", "contradicts", "row", "task_row", "task_item", "section", *(f"doc_{k}" for k in DOC_KINDS),
+    "cov", "cov_text", "cov_heading", "cov_title", "bigrams", "length",
+    *(f"asked_{t}" for t in ASKED), "unit_figure", "has_date", "has_lead", "has_deadline", "figures",
+)
+_INDEX = {n: i for i, n in enumerate(FEATURES)}
+_CJK_PAIR = re.compile(r"[\u4e00-\u9fff]{2}")
+
+
+@dataclass
+class Channels:
+    """What each channel returned for one question: chunk position -> (rank 1.., score)."""
+
+    bm25: dict[int, tuple[int, float]]
+    dense: dict[int, tuple[int, float]] | None  # None: the dense channel did not run
+
+
+def _coverage(text: str, weights: dict[str, float]) -> float:
+    low = text.lower()
+    return sum(w for t, w in weights.items() if t in low)
+
+
+def features(q: Any, positions: list[int], ch: Channels, chunks: list[Chunk], idf: Callable[[str], float],
+             asked: str, unit: str | None, contradicts: Callable[[Chunk], bool], rrf: dict[int, float]) -> np.ndarray:
+    """One row of FEATURES per candidate position."""
+    X = np.zeros((len(positions), len(FEATURES)), dtype=np.float32)
+    weights = {t: w * idf(t) for t, w in q.bm25_tokens if not re.fullmatch(r"20\d\d", t)}
+    total = sum(weights.values()) or 1.0
+    pairs = set(_CJK_PAIR.findall(q.zh_text)) | {q.zh_text[i:i + 2] for i in range(len(q.zh_text) - 1)
+                                                 if _CJK_PAIR.fullmatch(q.zh_text[i:i + 2])}
+    top_bm25 = max((s for _, s in ch.bm25.values()), default=0.0) or 1.0
+    top_dense = max((s for _, s in ch.dense.values()), default=0.0) if ch.dense else 0.0
+    top_rrf = max(rrf.values(), default=0.0) or 1.0
+    for row, pos in enumerate(positions):
+        c = chunks[pos]
+        meta = c.meta
+        b_rank, b = ch.bm25.get(pos, (ABSENT_RANK, 0.0))
+        d_rank, d = ch.dense.get(pos, (ABSENT_RANK, math.nan)) if ch.dense is not None else (math.nan, math.nan)
+        figures = find_figures(c.text)
+        heading = " ".join(c.heading_path[1:])
+        f = {"bm25": b, "bm25_norm": b / top_bm25, "bm25_rank": math.log(b_rank), "dense": d,
+             "dense_gap": d - top_dense if ch.dense is not None and pos in ch.dense else math.nan,
+             "dense_rank": math.log(d_rank) if not math.isnan(d_rank) else math.nan,
+             "rrf": rrf.get(pos, 0.0) / top_rrf, "both": float(pos in ch.bm25 and bool(ch.dense) and pos in ch.dense),
+             "en": float(q.lang == "en"), "year": float(bool(q.years) and meta.get("year") in q.years),
+             "district": float(bool(q.districts) and meta.get("district") in q.districts),
+             "contradicts": float(contradicts(c)), "row": float(bool(q.rows) and meta.get("row", meta.get("item")) in q.rows),
+             "task_row": float(c.kind == "task_row"), "task_item": float(c.kind == "task_item"),
+             "section": float(c.kind == "section"), f"doc_{meta.get('doc_kind')}": 1.0,
+             "cov": _coverage(c.embed_text, weights) / total, "cov_text": _coverage(c.text, weights) / total,
+             "cov_heading": _coverage(heading, weights) / total,
+             "cov_title": _coverage(meta.get("title", ""), weights) / total,
+             "bigrams": sum(p in c.text for p in pairs) / len(pairs) if pairs else 0.0,
+             "length": math.log1p(len(c.text)), f"asked_{asked}": 1.0,
+             "unit_figure": float(bool(unit) and any(g.unit == unit for g in figures)),
+             "has_date": float(any(g.unit == "date" for g in figures)), "has_lead": float(bool(meta.get("lead_unit"))),
+             "has_deadline": float(bool(meta.get("deadline"))), "figures": math.log1p(len(figures))}
+        for name, v in f.items():
+            if name in _INDEX:
+                X[row, _INDEX[name]] = v
+    return X
+
+
+class RankerModel:
+    """The fitted trees over FEATURES and the languages the dense channel is used for."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.forest = Forest.from_json(data["trees"])
+        self.dense_langs = set(data.get("dense_langs", ["zh", "en"]))
+        self.doc_kinds = set(data.get("doc_kinds", DOC_KINDS))
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        return self.forest.scores(X)
+
+    def fits(self, chunks: list[Chunk]) -> bool:
+        """True when most of the index is of the kinds of documents the ranker was fitted on."""
+        known = sum(c.meta.get("doc_kind") in self.doc_kinds for c in chunks)
+        return bool(chunks) and known >= 0.5 * len(chunks)
+
+
+@lru_cache(maxsize=4)
+def load_ranker(path: str | Path = MODEL_PATH) -> RankerModel | None:
+    """The ranker model stored at `path`; None when there is none (reciprocal-rank fusion)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GovragError(f"ranker model {path} cannot be read ({exc}); {REBUILD}") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("features") != list(FEATURES):
+        raise GovragError(f"ranker model {path} does not match this govrag's features; {REBUILD}")
+    return RankerModel(data)

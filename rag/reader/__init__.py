@@ -1,0 +1,141 @@
+"""The reader: answers a question from the retrieved passages alone, no LLM.
+
+    from rag.reader import Reader
+    reader = Reader(index.idf, corpus_text, retriever.understand)
+    answer = reader.answer(query, hits)
+
+Layout (each part imports only the parts below it): `cues` (the knowledge of question and
+report language, read from rag/data/reader_cues.toml), `question` (what is asked), `candidates`
+(every span that could answer), `features` (what is known about each), `model` (the fitted
+trees and the calibrated probability, from rag/data/reader_model.json), `render` (the fact first,
+the cited sentence). The model is fitted by `python -m eval.train_reader` on the question
+bank's train split; the threshold on its probability is chosen on the validation split.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..index import tokenize
+from ..models import Answer, Hit
+from ..retriever import Query, understand
+from . import cues, render
+from .candidates import Candidate, candidates
+from .features import QuestionContext, feature_matrix
+from .model import ReaderModel, load_model
+from .question import (Ask, anchors_zh, asked_type, build_ask, evidence_weights, is_multi, part_weights,
+                       split_parts)
+
+__all__ = ["Reader", "Half", "asked_type", "is_multi", "split_parts"]
+
+
+@dataclass
+class Half:
+    """One half of a question (the whole of a one-fact question): its Ask, candidates, features."""
+
+    ask: Ask
+    cands: list[Candidate]
+    X: np.ndarray
+
+
+class Reader:
+    """Picks the answer among the candidates with the fitted model; abstains below the
+    threshold chosen on held-out questions."""
+
+    def __init__(self, idf: Callable[[str], float], corpus_text: str = "",
+                 understand: Callable[[str], Query] = understand, model: ReaderModel | None = None,
+                 threshold: float = 0.0) -> None:
+        self.idf = idf
+        self.threshold = threshold  # 0: the model's own
+        self.corpus_text = corpus_text  # to tell a paraphrase from a thing the documents never name
+        self.understand = understand
+        self._model = model
+
+    @property
+    def model(self) -> ReaderModel:
+        """The fitted model (rag/data/reader_model.json unless one was given), loaded on first use."""
+        if self._model is None:
+            self._model = load_model()
+        return self._model
+
+    def _unknown_nouns(self, q: Query) -> int:
+        """Nouns of a Chinese question that occur nowhere in the corpus (火星基地)."""
+        if q.lang != "zh" or not self.corpus_text:
+            return 0
+        import jieba
+        import jieba.posseg
+
+        return sum(1 for w, flag in jieba.posseg.cut(q.text) if flag.startswith("n") and len(w) >= 2
+                   and jieba.dt.FREQ.get(w, 0) >= 20 and w not in cues.QUESTION_WORDS and w not in self.corpus_text)
+
+    def _anchors(self, question: str, lang: str) -> list[str]:
+        """Words the answer to a which-question sits next to: around 哪/什么, or the Chinese for
+        the noun after "which (two)"."""
+        if lang == "zh":
+            return anchors_zh(question)
+        m = re.search(r"\bwhich\s+(?:(?:two|three|four|five|six|\d+)\s+)?([a-z][\w-]+)", question, re.I)
+        if not m or m.group(1).lower() in cues.PHRASE_END:
+            return []
+        return [t for t, _ in self.understand(m.group(1)).bm25_tokens[:2]]
+
+    def halves(self, q: Query, hits: list[Hit]) -> list[Half]:
+        """The candidates and their features for each half of the question."""
+        asked = asked_type(q.text, q.lang)
+        weights = evidence_weights(q, self.idf)
+        parts = split_parts(q.text, q.lang) if is_multi(q.text, q.lang) else [q.text]
+        known = {t.lower() for t in {t for t, _ in q.bm25_tokens} | set(tokenize(q.text)) | set(tokenize(q.zh_text))}
+        cands = candidates(hits, known, who=bool(cues.PERSON_Q.search(q.text)))
+        unknown = self._unknown_nouns(q)
+        out = []
+        for part in parts:
+            own, others = part_weights(parts, part, weights, self.understand)
+            part_asked = asked_type(part, q.lang) if len(parts) > 1 else asked
+            ask = build_ask(q, part, own, asked if part_asked in ("fact", "entity") else part_asked,
+                            self._anchors(part, q.lang), others)
+            ctx = QuestionContext(q, ask, len(parts) > 1, unknown)
+            out.append(Half(ask, cands, feature_matrix(cands, hits, ctx)))
+        return out
+
+    def answer(self, q: Query, hits: list[Hit]) -> Answer:
+        """An Answer with the fact first and citations; abstains when the evidence is weak."""
+        if not hits:
+            return render.abstain(q, hits, "no passages retrieved")
+        if meta := self._publication(q, hits):
+            return meta
+        chosen: list[tuple[Candidate, str, float]] = []
+        for half in self.halves(q, hits):
+            if not half.cands:
+                continue
+            scores = self.model.scores(half.X)
+            for i in np.argsort(-scores, kind="stable"):
+                c = half.cands[i]
+                if any(c.lead == o.lead for o, _, _ in chosen):
+                    continue  # the other half's answer
+                rivals = [s for j, s in enumerate(scores) if half.cands[j].lead != c.lead]
+                p = self.model.confidence(scores, half.X, int(i), max(rivals) if rivals else None)
+                chosen.append((c, half.ask.asked, p))
+                break
+        threshold = self.threshold or self.model.threshold(q.lang)
+        kept = [(c, a) for c, a, p in chosen if p >= threshold]
+        if not kept:
+            if not chosen:
+                return render.abstain(q, hits, "no candidate")
+            c, _, p = max(chosen, key=lambda cp: cp[2])
+            return render.abstain(q, hits, f"confidence {p:.2f} below {threshold:.2f}", (render.lead_text(c, q.lang), p))
+        answer = render.compose(q, hits, kept, min(p for _, _, p in chosen if p >= threshold))
+        answer.notes.insert(0, f"asked: {'+'.join(a for _, a in kept)}")
+        return answer
+
+    @staticmethod
+    def _publication(q: Query, hits: list[Hit]) -> Answer | None:
+        """When was this document published: from its metadata."""
+        named = re.findall(r"《([^》]+)》", q.text)
+        if asked_type(q.text, q.lang) != "deadline" or not cues.PUBLISH.search(q.text) \
+                or not (named or cues.DOC_SELF.search(q.text)):
+            return None
+        i = next((i for i, h in enumerate(hits) if h.chunk.meta.get("publish_date") and (
+            not named or any(n in h.chunk.meta.get("title", "") or h.chunk.meta.get("title", "") in n for n in named))), None)
+        return None if i is None else render.metadata_answer(q, hits, i, hits[i].chunk.meta["publish_date"])

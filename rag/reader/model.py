@@ -1,0 +1,80 @@
+"""The fitted reader model, loaded from plain JSON (no pickle): gradient-boosted trees that rank
+the candidate answers of a question, and a second, small forest that turns the best candidate
+(its score, its lead over the others, its features) into the probability that it is right.
+
+    model = load_model()                  # rag/data/reader_model.json
+    scores = model.scores(X)              # one per row of features.FEATURES
+    p = model.confidence(scores, X, best) # P(right), compared with model.threshold(lang)
+
+The file names its feature list; a file made for other features is refused with a message
+naming the command that rebuilds it (`python -m eval.train_reader`).
+"""
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..models import GovragError
+from ..trees import Forest
+from .features import FEATURES
+
+MODEL_PATH = Path(__file__).resolve().parents[1] / "data" / "reader_model.json"
+FORMAT = 1
+REBUILD = "rebuild it with: python -m eval.train_reader"
+
+
+class ReaderModel:
+    """Scores candidates and turns the best score into a calibrated probability."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.forest = Forest.from_json(data["trees"])
+        self.baseline = float(data["baseline"])
+        self.calibration = Forest.from_json(data["calibration"]["trees"])
+        self.thresholds = data["thresholds"]
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        """The raw ranking score of each row of features."""
+        return self.baseline + self.forest.scores(X)
+
+    def confidence(self, scores: np.ndarray, X: np.ndarray, best: int, rival: float | None) -> float:
+        """P(candidate `best` is a right answer), from its score, its lead over the best other
+        answer (`rival`: that answer's score) and over the fifth-best, and its features."""
+        return float(1 / (1 + np.exp(-self.calibration.scores(calibration_row(scores, X, best, rival)[None])[0])))
+
+    def threshold(self, lang: str) -> float:
+        return float(self.thresholds.get(lang, self.thresholds["zh"]))
+
+
+def calibration_row(scores: np.ndarray, X: np.ndarray, best: int, rival: float | None) -> np.ndarray:
+    """What the calibration reads: the best score, its margin over the best different answer and
+    over the fifth-best candidate, then the best candidate's features."""
+    top = float(scores[best])
+    fifth = float(np.sort(scores)[::-1][min(4, len(scores) - 1)])
+    margin = top - rival if rival is not None else 5.0
+    return np.concatenate([[top, margin, top - fifth], X[best]]).astype(np.float64)
+
+
+def check(data: Any, where: str) -> dict[str, Any]:
+    """The model data, or GovragError when it is not a reader model for these features."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise GovragError(f"{where} is not a reader model of format {FORMAT}; {REBUILD}")
+    if data.get("features") != list(FEATURES):
+        raise GovragError(f"{where} was fitted on other features than this govrag computes; {REBUILD}")
+    return data
+
+
+@lru_cache(maxsize=4)
+def load_model(path: str | Path = MODEL_PATH) -> ReaderModel:
+    """The reader model stored at `path` (checked against the feature list)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GovragError(f"reader model {path} cannot be read ({exc}); {REBUILD}") from exc
+    return ReaderModel(check(data, str(path)))

@@ -1,0 +1,150 @@
+"""The reader's parts on made-up passages: candidates, one test per feature family, the fitted
+model's calibrated probability; and the training command reproducing the stored model."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.english import Vocabulary
+from rag.index import tokenize
+from rag.models import Chunk, Hit
+from rag.reader import Reader
+from rag.reader.candidates import candidates
+from rag.reader.features import FEATURES, INDEX, QuestionContext, feature_matrix
+from rag.retriever import understand
+
+REPO = Path(__file__).resolve().parents[1]
+REPORT = "一、城市建设\n全年新建口袋公园12个,累计建成口袋公园30个。投资1.2亿元改造老旧小区,计划年底前完工。"
+
+
+def _hits(*texts: str, kind: str = "section", **meta) -> list[Hit]:
+    return [Hit(Chunk(f"t:{kind}:{i}", "t.txt", kind, text, ["t", "一、城市建设"], 0, len(text),
+                      {"title": "t", **meta}), 1.0 - 0.1 * i, {}, {"bm25": 10.0 - i}) for i, text in enumerate(texts)]
+
+
+def _reader(hits: list[Hit]) -> Reader:
+    vocabulary = Vocabulary(tokenize(" ".join(h.chunk.text for h in hits)))
+    return Reader(lambda tok: 3.0, " ".join(h.chunk.text for h in hits), lambda q: understand(q, vocabulary=vocabulary))
+
+
+def _rows(question: str, hits: list[Hit]):
+    """(candidates, feature matrix) of a one-fact question over the hits."""
+    reader = _reader(hits)
+    q = reader.understand(question)
+    [half] = reader.halves(q, hits)
+    return half.cands, half.X
+
+
+def _value(X: np.ndarray, row: int, name: str) -> float:
+    return float(X[row, INDEX[name]])
+
+
+def _find(cands, kind: str, lead: str) -> int:
+    return next(i for i, c in enumerate(cands) if c.kind == kind and c.lead == lead)
+
+
+# ---------------------------------------------------------------- candidates
+
+def test_every_figure_period_and_name_is_a_candidate():
+    hits = _hits(REPORT)
+    cands = candidates(hits, {"口袋公园"})
+    figures = [c.lead for c in cands if c.kind == "figure"]
+    assert figures == ["12个", "30个", "1.2亿元"]
+    assert any(c.kind == "period" and c.lead == "年底前" for c in cands)
+    assert all(hits[0].chunk.text[c.sent[0]:c.sent[1]] for c in cands)
+
+
+def test_a_task_row_offers_its_cells():
+    text = "5新建停车场。新建停车场2处。区住房和城乡建设局12月底已建成1处。"
+    hits = _hits(text, kind="task_row", row=5, lead_unit="区住房和城乡建设局", deadline="12月底")
+    cands = candidates(hits, set())
+    assert {("cell_unit", "区住房和城乡建设局"), ("cell_deadline", "12月底")} <= {(c.kind, c.lead) for c in cands}
+    roles = {c.lead: c.role for c in cands if c.kind == "figure" and c.figure.unit == "处"}
+    assert roles == {"2处": "target", "1处": "achieved"}  # the column each figure sits in
+
+
+# ---------------------------------------------------------------- feature families
+
+def test_question_features_say_what_is_asked():
+    cands, X = _rows("全年新建口袋公园多少个?", _hits(REPORT))
+    assert _value(X, 0, "q_asked_count") == 1 and _value(X, 0, "q_en") == 0
+    cands, X = _rows("How much was invested in old residential compounds?", _hits(REPORT))
+    assert _value(X, 0, "q_asked_amount") == 1 and _value(X, 0, "q_en") == 1
+
+
+def test_passage_features_rank_and_year_agreement():
+    hits = _hits("2021年新建口袋公园12个。", "2022年新建口袋公园20个。")
+    for h, year in zip(hits, (2021, 2022)):
+        h.chunk.meta["year"] = year
+    cands, X = _rows("2022年新建口袋公园多少个?", hits)
+    first, second = _find(cands, "figure", "12个"), _find(cands, "figure", "20个")
+    assert _value(X, first, "h_rank") == 0 and _value(X, second, "h_rank") == 1
+    assert _value(X, second, "h_year") == 1 and _value(X, first, "h_year") == 0
+
+
+def test_clause_features_overlap_and_meaning_cues():
+    cands, X = _rows("累计建成口袋公园多少个?", _hits(REPORT))
+    new, total = _find(cands, "figure", "12个"), _find(cands, "figure", "30个")
+    assert _value(X, total, "c_cumulative_cue") == 1 and _value(X, new, "c_cumulative_cue") == 0
+    assert _value(X, total, "c_cov") > _value(X, new, "c_cov")  # 累计建成 is in its clause only
+
+
+def test_task_row_column_features_follow_the_asked_meaning():
+    text = "5新建停车场。新建停车场2处。区住房和城乡建设局12月底已建成1处。"
+    hits = _hits(text, kind="task_row", row=5, lead_unit="区住房和城乡建设局", deadline="12月底")
+    cands, X = _rows("停车场目前已经建成了几处?", hits)
+    plan, done = _find(cands, "figure", "2处"), _find(cands, "figure", "1处")
+    assert _value(X, done, "c_role_achieved") == 1 and _value(X, done, "c_role_match") == 1
+    assert _value(X, plan, "c_role_target") == 1 and _value(X, plan, "c_role_mismatch") == 1
+
+
+def test_candidate_features_unit_fit_and_given_figures():
+    cands, X = _rows("投资多少亿元改造老旧小区?", _hits(REPORT))
+    money, parks = _find(cands, "figure", "1.2亿元"), _find(cands, "figure", "12个")
+    assert _value(X, money, "f_fit") > _value(X, parks, "f_fit")
+    assert _value(X, money, "k_figure") == 1 and _value(X, money, "f_amount") == 1
+    cands, X = _rows("新建的12个口袋公园之外,累计建成多少个?", _hits(REPORT))
+    assert _value(X, _find(cands, "figure", "12个"), "f_given") == 1  # the question states it
+
+
+def test_the_feature_list_is_what_the_matrix_holds():
+    cands, X = _rows("全年新建口袋公园多少个?", _hits(REPORT))
+    assert X.shape == (len(cands), len(FEATURES)) and X.dtype == np.float32 and np.isfinite(X).all()
+
+
+# ---------------------------------------------------------------- the fitted model
+
+def test_a_plain_statement_is_more_probable_than_a_passage_that_lacks_the_fact():
+    stated = _reader(_hits(REPORT)).answer(understand("全年新建口袋公园多少个?"), _hits(REPORT))
+    hits = _hits("开展文明城市创建,组织志愿服务活动。")
+    missing = _reader(hits).answer(understand("全年新建口袋公园多少个?"), hits)
+    assert stated.confidence is not None and missing.confidence is not None
+    assert stated.confidence > missing.confidence
+    assert not stated.abstained and stated.answer.startswith("12个"), stated.answer
+
+
+def test_the_model_file_matches_the_features():
+    from rag.reader.model import MODEL_PATH, load_model
+
+    model = load_model(MODEL_PATH)
+    data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    assert data["features"] == list(FEATURES) and 0 < model.threshold("zh") < 1
+    assert data["calibration"]["inputs"][3:] == list(FEATURES)
+
+
+@pytest.mark.slow
+def test_training_reproduces_the_stored_model_bit_for_bit(seed_index, tmp_path):
+    from rag.reader.model import MODEL_PATH
+
+    out = tmp_path / "reader_model.json"
+    run = subprocess.run([sys.executable, "-m", "eval.train_reader", "--index", str(seed_index), "--out", str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=3600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    fresh, stored = json.loads(out.read_text(encoding="utf-8")), json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    for key in ("features", "trees", "baseline", "calibration", "thresholds"):
+        assert fresh[key] == stored[key], key
