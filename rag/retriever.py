@@ -165,17 +165,18 @@ class Retriever:
 
         settings = settings or load_settings()
         embedder = get_embedder(settings.embedder)
-        index = load_index(index_dir or settings.index_dir, embedder.id, embedder.dim)
+        index = load_index(index_dir or settings.index_dir, embedder.id, embedder.dim, settings)
         return cls(index, settings, embedder)
 
-    def _channels(self, q: Query, n: int, channels: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
+    def _channels(self, q: Query, n: int, channels: tuple[str, ...],
+                  filters: dict[str, Any]) -> dict[str, list[tuple[int, float]]]:
         ranked: dict[str, list[tuple[int, float]]] = {}
         if "dense" in channels:
             # the multilingual encoder takes an English question as it is; its Chinese
             # rendering serves BM25 (encoding it too cost time and gained nothing on the dev set)
-            ranked["dense"] = self.index.dense_search(self.embedder.encode([q.text], is_query=True)[0], n)
+            ranked["dense"] = self.index.dense_search(self.embedder.encode([q.text], is_query=True)[0], n, filters)
         if "bm25" in channels and q.bm25_tokens:
-            ranked["bm25"] = self.index.bm25_search(q.bm25_tokens, n)
+            ranked["bm25"] = self.index.bm25_search(q.bm25_tokens, n, filters)
         return ranked
 
     def _weights(self, lang: str) -> dict[str, float]:
@@ -209,7 +210,7 @@ class Retriever:
             raise GovragError(f"unknown filter(s) {sorted(unknown)}; use {', '.join(FILTER_KEYS)}")
         chunks = self.index.chunks
         n = self.settings.candidates if not filters else len(chunks)
-        ranked = self._channels(q, max(n, k), channels)
+        ranked = self._channels(q, max(n, k), channels, filters)
         weights = self._weights(q.lang)
         rrf_k = self.settings.rrf_k
         fused: dict[int, float] = {}

@@ -1,0 +1,71 @@
+"""Index stores: where the chunks' vectors and BM25 postings live and are searched.
+
+- "local" (default): FAISS + bm25s files in the index folder (rag/index.py).
+- "milvus": a Milvus collection pair through pymilvus: Milvus Lite embedded in the process
+  (a `*.db` path) or a Milvus server / cluster (`http://HOST:19530`); see rag/stores/milvus.py.
+
+Either way the index folder keeps a manifest naming its store (and for Milvus the URI and
+collection), so loading needs no flags: `load_index(folder)` reads the manifest and opens the
+store it names. The Retriever and the reader use only the `IndexStore` interface below.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..config import Settings, load_settings
+from ..models import Chunk, GovragError
+
+STORES = ("local", "milvus")
+
+
+class IndexStore(Protocol):
+    """A loaded index as the Retriever and the reader see it. Positions index `chunks`."""
+
+    chunks: list[Chunk]
+    manifest: dict[str, Any]
+
+    @property
+    def vocabulary(self) -> dict[str, int]:
+        """The corpus's BM25 tokens (token -> id)."""
+
+    def idf(self, token: str) -> float:
+        """BM25 IDF of a token (an unknown token counts as rare)."""
+
+    def bm25_search(self, weighted_tokens: list[tuple[str, float]], n: int,
+                    filters: dict[str, Any] | None = None) -> list[tuple[int, float]]:
+        """(chunk position, BM25 score) of the n best chunks; a store may apply `filters`
+        (the Retriever's metadata filters) itself, the Retriever checks them again."""
+
+    def dense_search(self, query_vec: np.ndarray, n: int,
+                     filters: dict[str, Any] | None = None) -> list[tuple[int, float]]:
+        """(chunk position, cosine of its best view) of the n nearest chunks; `filters` as above."""
+
+
+def _milvus():
+    try:
+        from . import milvus
+    except ImportError as exc:  # pymilvus (and milvus-lite) are an extra
+        raise GovragError(f"the Milvus store needs pymilvus ({exc.name} is missing): "
+                          "pip install 'govrag[milvus]'") from exc
+    return milvus
+
+
+def open_store(version: Path, manifest: dict[str, Any], settings: Settings | None, fix: str) -> IndexStore:
+    """Open the database store a checked manifest names (the local store loads in rag/index.py)."""
+    store = manifest.get("store")
+    if store != "milvus":
+        raise GovragError(f"index at {version.parent} uses store {store!r}, which this govrag does not "
+                          f"know ({', '.join(STORES)}); upgrade govrag or {fix}")
+    return _milvus().open_index(version, manifest, settings or load_settings(), fix)
+
+
+def write_store(index_dir: Path, chunks: list[Chunk], files: dict[str, str], embedder: Any, settings: Settings,
+                sources: list[str], progress: bool) -> tuple[dict[str, str], int, int]:
+    """Bring a database store up to `chunks` (settings.store names it) and publish a new version
+    of the index folder; (previous documents, texts embedded now, texts embedded in all)."""
+    if settings.store != "milvus":
+        raise GovragError(f"unknown store {settings.store!r}; use one of {', '.join(STORES)}")
+    return _milvus().write_index(index_dir, chunks, files, embedder, settings, sources, progress)
