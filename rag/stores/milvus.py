@@ -17,7 +17,7 @@ does (same tokens, k1=1.5, b=0.75, Lucene IDF), and the words the Retriever and 
 (vocabulary, IDF, kept in the index folder) are the ones Milvus matches. Query tokens carry
 weights (an English question's translations): Milvus multiplies each query term's score by how
 often it occurs in the query, so a weight becomes a repeat count (`query_text`: weights in
-tenths of the largest, divided by their common divisor; all-equal weights, as in every Chinese
+40ths of the largest, divided by their common divisor; all-equal weights, as in every Chinese
 question, are exact).
 
 Versions: each row records the index version that wrote it. A build inserts only the rows of new
@@ -53,7 +53,7 @@ from ..models import Chunk, GovragError
 
 MAX_TOPK = 16384  # Milvus's limit on results per search
 BATCH_ROWS = 500  # rows per insert request (well under gRPC's message limit)
-WEIGHT_STEPS = 10  # query-token weights are quantised to tenths of the largest
+WEIGHT_STEPS = 40  # query-token weights are quantised to 1/40 of the largest
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}  # bm25s's defaults, as the local store uses
 HNSW_PARAMS = {"M": 32, "efConstruction": 200}  # as the local FAISS HNSW (M=32); ef=128 at search
 OWNER = "govrag.index"  # collection property: the index folder that writes the collection
@@ -62,7 +62,8 @@ _META_LENGTHS = {"doc": 1024, "kind": 64, "district": 256, "doc_kind": 64}
 _TEXT_BYTES = 65535
 _SERVER = re.compile(r"^(https?|tcp|grpc)://", re.I)
 
-logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # errors reach the user as GovragError
+for _name in ("pymilvus", "milvus_lite"):  # their errors reach the user as one GovragError line
+    logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 
 def term_word(token: str) -> str:
@@ -386,7 +387,9 @@ class MilvusIndex:
             return []
         text, factor = query_text(known)
         hits = self._search(self.names[0], text, "sparse", min(n, MAX_TOPK), filters, {}, ["pk"])
-        # Milvus Lite reports a BM25 score as a negative distance, a server as the score
+        # Milvus Lite reports a BM25 score as a negative distance, a server as the score; both
+        # multiply the term scores by k1 + 1 (bm25s does not)
+        factor /= BM25_PARAMS["bm25_k1"] + 1
         return [(self.key_pos[h["pk"]], abs(float(h["distance"])) * factor) for h in hits if h["pk"] in self.key_pos]
 
     def dense_search(self, query_vec: np.ndarray, n: int,
