@@ -231,17 +231,16 @@ def milvus_settings(settings: Settings, folder: Path) -> Settings:
 
 
 def milvus_write(folder: Path, corpus: Corpus, settings: Settings, embedder_id: str) -> dict[str, Any]:
-    """The corpus written into Milvus Lite (its vectors given by view text), timed."""
+    """The corpus written into Milvus Lite, timed. Its vectors are given by view text, so copies
+    whose texts came out identical get one vector (as a real model gives them); the corpus's
+    vectors are set likewise, for the local build and the exact search."""
     from types import SimpleNamespace
 
     from rag.stores import milvus
 
-    by_text: dict[str, np.ndarray] = {}
-    row = 0
-    for chunk in corpus.chunks:
-        for view in rag_index.chunk_views(chunk):
-            by_text[view] = corpus.vectors[row]
-            row += 1
+    views = [v for chunk in corpus.chunks for v in rag_index.chunk_views(chunk)]
+    by_text = dict(zip(views, corpus.vectors))
+    corpus.vectors[:] = np.stack([by_text[v] for v in views])
     embedder = SimpleNamespace(id=embedder_id, dim=int(corpus.vectors.shape[1]))
     t0 = time.perf_counter()
     milvus.write_index(Path(settings.index_dir), corpus.chunks, {}, embedder, settings, [], False, by_text)
