@@ -244,7 +244,8 @@ def _document_frequencies(previous: dict[str, int], added: list[list[str]], remo
     return {t: n for t, n in df.items() if n > 0}
 
 
-def _previous_terms(old_dir: Path | None, old: dict[str, Any], gone: set[str]) -> tuple[dict[str, int], list[list[str]]] | None:
+def _previous_terms(old_dir: Path | None, old: dict[str, Any], gone: set[str]
+                    ) -> tuple[dict[str, int], list[list[str]]] | None:
     """(previous document frequencies, BM25 terms of the chunks that left), or None when the
     previous version has no readable terms table."""
     try:
@@ -269,7 +270,6 @@ def write_index(index_dir: Path, chunks: list[Chunk], files: dict[str, str], emb
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", prefix):
         raise GovragError(f"Milvus collection name {prefix!r} must be letters, digits and underscores")
     names = _names(prefix)
-    owner = str(index_dir.resolve())
     old, old_dir = _previous(index_dir)
     same = old.get("store") == "milvus" and old.get("milvus", {}).get("uri") == uri \
         and old["milvus"].get("collection") == prefix
@@ -277,18 +277,7 @@ def write_index(index_dir: Path, chunks: list[Chunk], files: dict[str, str], emb
     old_keys = {f"{cid}@{h}" for cid, h in old.get("chunk_hashes", {}).items()} if same else set()
     client = connect(uri, settings.milvus_token)
     with _calls(uri, f"writing collections {names[0]} and {names[1]}"):
-        for name, dim in zip(names, (None, embedder.dim)):
-            if not client.has_collection(name):
-                _create(client, name, dim, settings.faiss_index, owner)
-                continue
-            holder = client.describe_collection(name).get("properties", {}).get(OWNER)
-            if holder != owner:
-                raise GovragError(f"Milvus collection {name} at {uri} belongs to the index at {holder}; "
-                                  "choose another name (--collection / milvus_collection) or drop it")
-            if dim and _vector_dim(client, name) != dim:
-                raise GovragError(f"Milvus collection {name} at {uri} holds {_vector_dim(client, name)}-dimensional "
-                                  f"vectors, the embedder gives {dim}; choose another collection name or index folder")
-            client.load_collection(name)
+        dense = _open_for_writing(client, uri, names, embedder.dim, settings.faiss_index, str(index_dir.resolve()))
         for name in names:  # rows of a build that died before publishing
             client.delete(name, filter=f"version > {live}")
         keys = [chunk_key(c, embedder.id) for c in chunks]
@@ -311,6 +300,37 @@ def write_index(index_dir: Path, chunks: list[Chunk], files: dict[str, str], emb
         df = _document_frequencies(previous[0], terms, previous[1])
     else:  # counted afresh (tokenising every chunk unless all are new)
         df = _document_frequencies({}, terms if len(new) == len(chunks) else [bm25_terms(c) for c in chunks], [])
+    views = _publish(index_dir, chunks, keys, df, embedder, files, sources,
+                     {"uri": uri, "collection": prefix, "version": version, "dense_index": dense})
+    with _calls(uri, "deleting the rows of removed and changed chunks"):
+        _delete_keys(client, names, gone)
+        if _count(client, names[0], f"version <= {version}") != len(chunks) \
+                or _count(client, names[1], f"version <= {version}") != views:
+            _sweep(client, names, version, set(keys))
+    return old.get("documents", {}), embedded, views
+
+
+def _open_for_writing(client: MilvusClient, uri: str, names: tuple[str, str], dim: int, dense: str, owner: str) -> str:
+    """Create the collections, or check that the existing ones are this index folder's and hold
+    vectors of this dimension, and load them; returns the dense index type (flat | hnsw)."""
+    for name, vector_dim in zip(names, (None, dim)):
+        if not client.has_collection(name):
+            _create(client, name, vector_dim, dense, owner)
+            continue
+        holder = client.describe_collection(name).get("properties", {}).get(OWNER)
+        if holder != owner:
+            raise GovragError(f"Milvus collection {name} at {uri} belongs to the index at {holder}; "
+                              "choose another name (--collection / milvus_collection) or drop it")
+        if vector_dim and _vector_dim(client, name) != vector_dim:
+            raise GovragError(f"Milvus collection {name} at {uri} holds {_vector_dim(client, name)}-dimensional "
+                              f"vectors, the embedder gives {dim}; choose another collection name or index folder")
+        client.load_collection(name)
+    return str(client.describe_index(names[1], "vector")["index_type"]).lower()
+
+
+def _publish(index_dir: Path, chunks: list[Chunk], keys: list[str], df: dict[str, int], embedder: Any,
+             files: dict[str, str], sources: list[str], milvus: dict[str, Any]) -> int:
+    """Write and switch to the index folder's new version; returns the number of views."""
     tmp = new_version_dir(index_dir)
     with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
         for c in chunks:
@@ -327,14 +347,9 @@ def write_index(index_dir: Path, chunks: list[Chunk], files: dict[str, str], emb
         "documents": files,
         "sources": sources,
         "chunk_hashes": {k.rsplit("@", 1)[0]: k.rsplit("@", 1)[1] for k in keys},
-        "milvus": {"uri": uri, "collection": prefix, "version": version, "dense_index": settings.faiss_index},
+        "milvus": milvus,
     })
-    with _calls(uri, "deleting the rows of removed and changed chunks"):
-        _delete_keys(client, names, gone)
-        if _count(client, names[0], f"version <= {version}") != len(chunks) \
-                or _count(client, names[1], f"version <= {version}") != views:
-            _sweep(client, names, version, set(keys))
-    return old.get("documents", {}), embedded, views
+    return views
 
 
 def _insert(client: MilvusClient, names: tuple[str, str], new: list[tuple[str, Chunk]], texts: list[list[str]],
