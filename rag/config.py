@@ -27,10 +27,13 @@ class Settings:
     embedder_timeout: float = 120.0  # seconds per request to an embedding server
     cache_dir: str = ".govrag/cache"  # embedding cache (by content hash)
     faiss_index: str = "flat"  # dense index: "flat" (exact) or "hnsw" (approximate, for large corpora)
-    store: str = "local"  # where `govrag index` writes: "local" (FAISS + BM25 files) or "milvus"
-    milvus_uri: str = ".govrag/milvus.db"  # Milvus Lite file (*.db), or http://HOST:19530 for a server
+    # Where `govrag index` writes: "local" (FAISS + BM25 files) or "milvus". These three, left
+    # unset, are what the index folder's manifest names (else local, .govrag/milvus.db, a name
+    # derived from the folder), so an update stays where the index is; reading needs none of them.
+    store: str = ""
+    milvus_uri: str = ""  # Milvus Lite file (*.db), or http://HOST:19530 for a server
+    milvus_collection: str = ""  # collection name prefix
     milvus_token: str = ""  # "user:password" or an API key for a Milvus server (never logged)
-    milvus_collection: str = ""  # collection name prefix; default: derived from the index folder
     k: int = 5  # chunks cited / shown
     candidates: int = 30  # per channel, before fusion
     rrf_k: int = 60  # reciprocal-rank-fusion constant

@@ -427,8 +427,10 @@ def build_index(paths: list[str | Path], settings: Settings, index_dir: str | Pa
             print(f"skipped {msg}", file=sys.stderr)
         embedder = get_embedder(settings.embedder)
         sources = [str(Path(p).resolve()) for p in paths]
+        from .stores import write_store, writing_settings
+
+        settings = writing_settings(index_dir, settings)
         if settings.store != "local":  # a database store writes its own way (rag/stores)
-            from .stores import write_store
 
             old_files, embedded, total = write_store(index_dir, chunks, files, embedder, settings, sources, progress)
             return _report(index_dir, files, old_files, len(chunks), embedded, total, skipped, started)

@@ -235,15 +235,23 @@ def test_cli_index_and_ask_on_milvus_lite_need_no_store_flags(tmp_path, settings
 
     from test_reliability import assert_usage_error, govrag
 
-    docs = write(tmp_path / "docs", {"a.txt": SAMPLE_REPORT, "c.txt": C_TXT})
+    docs = write(tmp_path / "docs", {"a.txt": SAMPLE_REPORT})
     cache = tmp_path / "cache"
     shutil.copytree(settings.cache_dir, cache)
     built = govrag("index", str(docs), "--index", "idx", "--store", "milvus", "--uri", "./m.db", "--quiet",
                    cwd=tmp_path, cache=cache)
-    assert built.returncode == 0 and "indexed 2 documents" in built.stdout, built.stderr
+    assert built.returncode == 0 and "indexed 1 documents" in built.stdout, built.stderr
     assert "characters/s" in built.stdout  # throughput of the embedding
     asked = govrag("ask", "示范区新建学校多少所?", "--index", "idx", cwd=tmp_path, cache=cache)
     assert asked.returncode == 0 and "3所" in asked.stdout, asked.stderr
+    write(docs, {"a.txt": SAMPLE_REPORT, "c.txt": C_TXT})  # an update without flags stays in Milvus
+    updated = govrag("index", str(docs), "--index", "idx", "--quiet", cwd=tmp_path, cache=cache)
+    assert updated.returncode == 0 and "indexed 2 documents" in updated.stdout, updated.stderr
+    index_dir = tmp_path / "idx"
+    manifest = json.loads((index_dir / (index_dir / "CURRENT").read_text() / "manifest.json").read_text())
+    assert manifest["store"] == "milvus" and manifest["milvus"]["uri"] == str(tmp_path / "m.db")
+    asked = govrag("ask", "西城区新建停车场多少处?", "--index", "idx", cwd=tmp_path, cache=cache)
+    assert asked.returncode == 0 and "7处" in asked.stdout, asked.stderr
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pymilvus import MilvusClient; "
                                f"MilvusClient({str(tmp_path / 'm.db')!r}); print('open', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)

@@ -10,6 +10,8 @@ store it names. The Retriever and the reader use only the `IndexStore` interface
 """
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,6 +21,7 @@ from ..config import Settings, load_settings
 from ..models import Chunk, GovragError
 
 STORES = ("local", "milvus")
+DEFAULT_LITE_URI = ".govrag/milvus.db"
 
 
 class IndexStore(Protocol):
@@ -44,6 +47,27 @@ class IndexStore(Protocol):
         """(chunk position, cosine of its best view) of the n nearest chunks; `filters` as above."""
 
 
+def live_manifest(index_dir: Path) -> tuple[dict[str, Any], Path | None]:
+    """(manifest, version folder) of an index folder's live version, or ({}, None)."""
+    try:
+        version = index_dir / (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+        return json.loads((version / "manifest.json").read_text(encoding="utf-8")), version
+    except (OSError, ValueError):
+        return {}, None
+
+
+def writing_settings(index_dir: Path, settings: Settings) -> Settings:
+    """The settings a build of `index_dir` uses: the store, Milvus URI and collection left unset
+    are those the folder's live manifest names, else local / DEFAULT_LITE_URI / derived."""
+    manifest, _ = live_manifest(index_dir)
+    store = settings.store or manifest.get("store", "local")
+    if store not in STORES:
+        raise GovragError(f"unknown store {store!r}; use one of {', '.join(STORES)}")
+    milvus = manifest.get("milvus", {}) if manifest.get("store") == "milvus" else {}
+    return replace(settings, store=store, milvus_uri=settings.milvus_uri or milvus.get("uri", DEFAULT_LITE_URI),
+                   milvus_collection=settings.milvus_collection or milvus.get("collection", ""))
+
+
 def _milvus():
     try:
         from . import milvus
@@ -64,8 +88,7 @@ def open_store(version: Path, manifest: dict[str, Any], settings: Settings | Non
 
 def write_store(index_dir: Path, chunks: list[Chunk], files: dict[str, str], embedder: Any, settings: Settings,
                 sources: list[str], progress: bool) -> tuple[dict[str, str], int, int]:
-    """Bring a database store up to `chunks` (settings.store names it) and publish a new version
-    of the index folder; (previous documents, texts embedded now, texts embedded in all)."""
-    if settings.store != "milvus":
-        raise GovragError(f"unknown store {settings.store!r}; use one of {', '.join(STORES)}")
+    """Bring a database store up to `chunks` (settings.store names it, see `writing_settings`)
+    and publish a new version of the index folder; (previous documents, texts embedded now,
+    texts embedded in all)."""
     return _milvus().write_index(index_dir, chunks, files, embedder, settings, sources, progress)

@@ -50,6 +50,7 @@ from ..config import Settings
 from ..index import (FORMAT_VERSION, bm25_terms, chunk_views, idf, new_version_dir, publish_version,
                      read_chunks, _write_json)
 from ..models import Chunk, GovragError
+from . import live_manifest
 
 MAX_TOPK = 16384  # Milvus's limit on results per search
 BATCH_ROWS = 500  # rows per insert request (well under gRPC's message limit)
@@ -223,15 +224,6 @@ def _sweep(client: MilvusClient, names: tuple[str, str], version: int, keep: set
         _delete_keys(client, names, sorted(stale))
 
 
-def _previous(index_dir: Path) -> tuple[dict[str, Any], Path | None]:
-    """(manifest, version folder) of the live index, or ({}, None)."""
-    try:
-        version = index_dir / (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
-        return json.loads((version / "manifest.json").read_text(encoding="utf-8")), version
-    except (OSError, ValueError):
-        return {}, None
-
-
 def _document_frequencies(previous: dict[str, int], added: list[list[str]], removed: list[list[str]]
                           ) -> dict[str, int]:
     """Token -> number of chunks holding it: the previous table minus the chunks that left plus
@@ -270,7 +262,7 @@ def write_index(index_dir: Path, chunks: list[Chunk], files: dict[str, str], emb
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", prefix):
         raise GovragError(f"Milvus collection name {prefix!r} must be letters, digits and underscores")
     names = _names(prefix)
-    old, old_dir = _previous(index_dir)
+    old, old_dir = live_manifest(index_dir)
     same = old.get("store") == "milvus" and old.get("milvus", {}).get("uri") == uri \
         and old["milvus"].get("collection") == prefix
     live = int(old["milvus"]["version"]) if same else 0
