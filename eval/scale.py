@@ -400,7 +400,7 @@ def _table(head: list[str], rows: list[list[Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m eval.scale", description="govrag scale benchmark")
-    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    p.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     p.add_argument("--queries", type=int, default=211, help="dev questions used as queries")
     p.add_argument("--noise", type=float, default=0.02, help="per-dimension sigma added to the real vectors")
     p.add_argument("--json", help="also write the results to this JSON file")
