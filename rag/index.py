@@ -236,9 +236,7 @@ def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, view_
     tmp = new_version_dir(index_dir)
     view_chunk = np.asarray(view_chunk, dtype=np.int32)
     ids = _view_ids(chunks, view_chunk)
-    with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
-        for c in chunks:
-            f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+    write_chunks(tmp, chunks)
     np.save(tmp / "vectors.npy", vectors.astype(np.float32), allow_pickle=False)
     np.save(tmp / "views.npy", view_chunk, allow_pickle=False)
     _write_json(tmp / "view_hashes.json", list(view_hashes))
@@ -286,6 +284,13 @@ def publish_version(index_dir: Path, tmp: Path, manifest: dict[str, Any]) -> Pat
         if old.is_dir() and old != version and (old.name.startswith("v-") or old.name.startswith(".tmp-")):
             shutil.rmtree(old, ignore_errors=True)
     return version
+
+
+def write_chunks(folder: Path, chunks: list[Chunk]) -> None:
+    """chunks.jsonl: one chunk per line."""
+    with open(folder / "chunks.jsonl", "w", encoding="utf-8") as f:
+        for c in chunks:
+            f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
 
 
 def read_chunks(version: Path) -> list[Chunk]:

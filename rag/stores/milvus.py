@@ -47,8 +47,8 @@ import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusException
 
 from ..config import Settings
-from ..index import (FORMAT_VERSION, bm25_terms, chunk_views, idf, new_version_dir, publish_version,
-                     read_chunks, _write_json)
+from ..index import (FORMAT_VERSION, _write_json, bm25_terms, chunk_views, idf, new_version_dir, publish_version,
+                     read_chunks, write_chunks)
 from ..models import Chunk, GovragError
 from . import live_manifest
 
@@ -324,9 +324,7 @@ def _publish(index_dir: Path, chunks: list[Chunk], keys: list[str], df: dict[str
              files: dict[str, str], sources: list[str], milvus: dict[str, Any]) -> int:
     """Write and switch to the index folder's new version; returns the number of views."""
     tmp = new_version_dir(index_dir)
-    with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
-        for c in chunks:
-            f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+    write_chunks(tmp, chunks)
     _write_json(tmp / "terms.json", df)
     views = sum(len(chunk_views(c)) for c in chunks)
     publish_version(index_dir, tmp, {
