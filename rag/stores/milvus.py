@@ -16,7 +16,8 @@ Lite and a server split it alike (neither re-segments Chinese) and it ranks as t
 does (same tokens, k1=1.5, b=0.75, Lucene IDF), and the words the Retriever and the reader know
 (vocabulary, IDF, kept in the index folder) are the ones Milvus matches. Query tokens carry
 weights (an English question's translations): Milvus multiplies each query term's score by how
-often it occurs in the query, so a weight becomes a repeat count (`query_text`: weights in
+often it occurs in the query (Lite does; a server is expected to: its BM25 function counts the
+query's tokens too), so a weight becomes a repeat count (`query_text`: weights in
 40ths of the largest, divided by their common divisor; all-equal weights, as in every Chinese
 question, are exact).
 
@@ -127,8 +128,9 @@ def connect(uri: str, token: str = "", timeout: float = 10.0) -> MilvusClient:
     """A client for a resolved URI; GovragError naming the URI when it cannot be reached."""
     lite = not _SERVER.match(uri)
     try:
-        if lite:
+        if lite:  # Lite's in-process server answers idle keep-alive pings with GOAWAY (too_many_pings)
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            return MilvusClient(uri=uri, timeout=timeout, grpc_options={"grpc.keepalive_permit_without_calls": False})
         return MilvusClient(uri=uri, token=token, timeout=timeout)
     except MilvusException as exc:
         why = ("it is in use by another process (Milvus Lite allows one at a time; stop the other "
