@@ -269,3 +269,14 @@ def test_cli_index_and_ask_on_milvus_lite_need_no_store_flags(tmp_path, settings
     assert_usage_error(govrag("index", str(docs), "--store", "milvus", "--uri", "nowhere", cwd=tmp_path, cache=cache),
                        "Milvus URI 'nowhere' is neither a Milvus Lite file")
 
+
+
+def test_without_the_milvus_extra_the_error_names_it(small, tmp_path, monkeypatch):
+    import rag.stores
+
+    build_index([write(tmp_path / "docs", {"a.txt": SAMPLE_REPORT})], small, progress=False)
+    monkeypatch.setitem(sys.modules, "pymilvus", None)  # as if pymilvus were not installed
+    monkeypatch.delitem(sys.modules, "rag.stores.milvus")
+    monkeypatch.delattr(rag.stores, "milvus")
+    with pytest.raises(GovragError, match=r"needs pymilvus .*pip install 'govrag\[milvus\]'"):
+        load_index(small.index_dir, settings=small)
