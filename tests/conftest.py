@@ -1,5 +1,5 @@
-"""Shared pytest fixtures: the loaded and chunked seeds, the seed index (built once per session)
-and the LLM test servers."""
+"""Shared pytest fixtures: the loaded and chunked seeds, the seed index (built once per session),
+the LLM test servers, the embedding server and Milvus Lite as a server."""
 from __future__ import annotations
 
 import os
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from llm_server import down_endpoint, fake_server, llm_server, slow_endpoint  # noqa: F401 (fixtures)
+from servers import embedding_server, milvus_server  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "seeds"
