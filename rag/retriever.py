@@ -170,13 +170,18 @@ class Retriever:
 
     def _channels(self, q: Query, n: int, channels: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
         ranked: dict[str, list[tuple[int, float]]] = {}
-        if "dense" in channels:
+        if "dense" in channels and self.index.retrieval != "lexical":
             # the multilingual encoder takes an English question as it is; its Chinese
             # rendering serves BM25 (encoding it too cost time and gained nothing on the dev set)
             ranked["dense"] = self.index.dense_search(self.embedder.encode([q.text], is_query=True)[0], n)
         if "bm25" in channels and q.bm25_tokens:
             ranked["bm25"] = self.index.bm25_search(q.bm25_tokens, n)
         return ranked
+
+    def retrieval(self, channels: tuple[str, ...] = ("dense", "bm25")) -> str:
+        """Which retrieval a search with these channels does: "lexical" (BM25 only, e.g. while
+        no vectors are computed yet), "partial" (dense over the chunks embedded so far) or "hybrid"."""
+        return self.index.retrieval if "dense" in channels else "lexical"
 
     def _weights(self, lang: str) -> dict[str, float]:
         s = self.settings
