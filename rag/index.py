@@ -152,14 +152,12 @@ class Index:
 
     @property
     def retrieval(self) -> str:
-        """"lexical" (no vectors yet: BM25 only), "partial" (vectors for some chunks: documents
-        added since are found by BM25 until they are embedded) or "hybrid" (every view embedded)."""
-        if not len(self.view_chunk):
-            return "lexical"
-        return "partial" if self.pending_views else "hybrid"
+        """"hybrid" when every view is embedded, else "lexical": search is BM25 only until then
+        (a dense channel over some chunks would push the not yet embedded ones down the fusion)."""
+        return "lexical" if self.pending_views or not len(self.view_chunk) else "hybrid"
 
     def dense_search(self, query_vec: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """(chunk position, cosine of its best view) for the n nearest embedded chunks."""
+        """(chunk position, cosine of its best view) for the n nearest chunks."""
         n = min(n, len(self.chunks))
         if n == 0 or not len(self.view_chunk):
             return []

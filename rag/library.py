@@ -23,7 +23,7 @@ from typing import Callable
 from .config import Settings
 from .chunking import chunk_source
 from .documents import OPTIONAL_SUFFIXES, TEXT_SUFFIXES, find_files, load_file
-from .index import Index, embed_pending, index_lexical, load_index
+from .index import BuildReport, Index, current_version, embed_pending, index_lexical, load_index
 from .models import GovragError
 
 UPLOAD_SUFFIXES = tuple(sorted(TEXT_SUFFIXES | set(OPTIONAL_SUFFIXES)))
@@ -241,21 +241,16 @@ def default_sources(settings: Settings) -> list[Path]:
     return [Path(p) for p in (settings.docs, settings.uploads_dir) if Path(p).exists() and _has_documents(Path(p))]
 
 
-def sync_lexical(settings: Settings) -> None:
-    """Bring the lexical index up to date with its sources (a new one: `default_sources`), so
-    changed documents are searchable at once; vectors follow with `embed_pending`."""
+def sync_lexical(settings: Settings) -> BuildReport | None:
+    """Bring the lexical index up to date with the documents it was built from (a new index:
+    `default_sources`), so changed documents are searchable at once; vectors follow with
+    `embed_pending`. None when none of its source folders exists any more (it is used as is)."""
     index_dir = Path(settings.index_dir)
-    try:
-        index = load_index(index_dir)
-    except GovragError:
-        index = None
-    if index is None:
-        sources = default_sources(settings) or [Path(settings.docs)]
-        excluded: list[str] = []
-    else:
-        sources = [Path(p) for p in index.manifest.get("sources", []) if Path(p).exists()]
-        excluded = index.manifest.get("excluded", [])
-    index_lexical(sources or [Path(settings.docs)], settings, index_dir, excluded)
+    if current_version(index_dir) is None:
+        return index_lexical(default_sources(settings) or [Path(settings.docs)], settings, index_dir)
+    manifest = load_index(index_dir).manifest  # a damaged index is an error to show, not to overwrite
+    sources = [Path(p) for p in manifest.get("sources", []) if Path(p).exists()]
+    return index_lexical(sources, settings, index_dir, manifest.get("excluded", [])) if sources else None
 
 
 class DenseWorker:

@@ -93,7 +93,7 @@ class Answer:
     lang: str = "zh"
     notes: list[str] = field(default_factory=list)  # e.g. "LLM unreachable; extractive answer"
     passages: list[Citation] = field(default_factory=list)  # closest passages when abstaining
-    retrieval: str = "hybrid"  # "lexical" | "partial" | "hybrid": which channels found the passages
+    retrieval: str = "hybrid"  # "hybrid" (dense + BM25) | "lexical" (BM25 only: vectors not ready yet)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -170,7 +170,7 @@ class Retriever:
 
     def _channels(self, q: Query, n: int, channels: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
         ranked: dict[str, list[tuple[int, float]]] = {}
-        if "dense" in channels and self.index.retrieval != "lexical":
+        if "dense" in channels and self.index.retrieval == "hybrid":
             # the multilingual encoder takes an English question as it is; its Chinese
             # rendering serves BM25 (encoding it too cost time and gained nothing on the dev set)
             ranked["dense"] = self.index.dense_search(self.embedder.encode([q.text], is_query=True)[0], n)
@@ -179,8 +179,8 @@ class Retriever:
         return ranked
 
     def retrieval(self, channels: tuple[str, ...] = ("dense", "bm25")) -> str:
-        """Which retrieval a search with these channels does: "lexical" (BM25 only, e.g. while
-        no vectors are computed yet), "partial" (dense over the chunks embedded so far) or "hybrid"."""
+        """Which retrieval a search with these channels does: "hybrid", or "lexical" (BM25 only,
+        also while the index's vectors are still being computed)."""
         return self.index.retrieval if "dense" in channels else "lexical"
 
     def _weights(self, lang: str) -> dict[str, float]:
