@@ -325,3 +325,102 @@ def test_unreadable_and_empty_files_are_skipped(settings, tmp_path, capsys):
     (empty / "furniture.txt").write_text("返回手机版\n", encoding="utf-8")
     with pytest.raises(GovragError, match="nothing to index"):
         build_index([empty], s, tmp_path / "index2", progress=False)
+
+
+# ---------------------------------------------------------------- progressive builds (issue 16)
+
+def _one_doc(tmp_path: Path, text: str = NEW_DOC) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir(exist_ok=True)
+    (docs / "a.txt").write_text(text, encoding="utf-8")
+    return docs
+
+
+def test_lexical_index_answers_before_any_vector_then_switches_to_hybrid(settings, tmp_path):
+    from rag.index import embed_pending, index_lexical
+    from rag.pipeline import Pipeline
+
+    s = replace(settings, cache_dir=str(tmp_path / "empty-cache"), index_dir=str(tmp_path / "index"))
+    report = index_lexical([_one_doc(tmp_path)], s)
+    lexical = load_index(s.index_dir)
+    assert report.pending > 0 and report.pending == lexical.pending_views
+    assert lexical.vectors.shape == (0, 384) and lexical.faiss_index.ntotal == 0
+    assert lexical.retrieval == "lexical"
+    answer = Pipeline.load(s.index_dir, s).ask("新建学校几所?")
+    assert "3所" in answer.answer and answer.retrieval == "lexical"
+
+    assert embed_pending(s.index_dir, s) == report.pending  # every view encoded once
+    hybrid = load_index(s.index_dir)
+    assert hybrid.retrieval == "hybrid" and hybrid.pending_views == 0
+    assert hybrid.vectors.shape[0] == report.pending
+    answer = Pipeline.load(s.index_dir, s).ask("新建学校几所?")
+    assert "3所" in answer.answer and answer.retrieval == "hybrid"
+    fresh = replace(s, index_dir=str(tmp_path / "fresh"))
+    build_index([tmp_path / "docs"], fresh, progress=False)
+    assert np.array_equal(load_index(fresh.index_dir).vectors, hybrid.vectors)  # same as a one-step build
+
+
+def test_rebuild_of_an_unchanged_index_writes_no_new_version(settings, tmp_path):
+    s = replace(settings, cache_dir=_cache_copy(settings, tmp_path), index_dir=str(tmp_path / "index"))
+    build_index([_one_doc(tmp_path)], s, progress=False)
+    before = _version(Path(s.index_dir))
+    again = build_index([tmp_path / "docs"], s, progress=False)
+    assert not again.written and again.embedded == 0
+    assert _version(Path(s.index_dir)) == before
+
+
+def test_embedding_catches_up_with_documents_added_meanwhile(settings, tmp_path):
+    """A version written while vectors are being computed (a document added) is not lost: the
+    embedding run embeds what the new version lacks too and switches in a complete index."""
+    from rag.index import embed_pending, index_lexical
+
+    s = replace(settings, cache_dir=str(tmp_path / "empty-cache"), index_dir=str(tmp_path / "index"))
+    docs = _one_doc(tmp_path)
+    index_lexical([docs], s)
+    added: list[int] = []
+
+    def add_a_document(done: int, total: int) -> None:
+        if not added:
+            (docs / "b.txt").write_text(NEW_DOC.replace("示范区", "样板区").replace("8000人", "9100人"),
+                                        encoding="utf-8")
+            added.append(index_lexical([docs], s).pending)
+
+    embed_pending(s.index_dir, s, on_progress=add_a_document)
+    final = load_index(s.index_dir)
+    assert added and final.retrieval == "hybrid"
+    assert sorted(final.manifest["documents"]) == ["a.txt", "b.txt"]
+    assert {final.chunks[int(p)].doc for p in final.view_chunk} == {"a.txt", "b.txt"}
+
+
+@pytest.mark.slow
+def test_a_killed_embedding_leaves_a_usable_index_and_resumes_from_the_cache(settings, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from rag.index import embed_pending, index_lexical
+
+    s = replace(settings, cache_dir=str(tmp_path / "cache"), index_dir=str(tmp_path / "index"))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(next(SEEDS.glob("004_*.txt")), docs)
+    total = index_lexical([docs], s).pending
+    script = (f"import embeddings.cache as c; c.SAVE_EVERY = 4\n"
+              f"from rag.config import load_settings; from rag.index import embed_pending\n"
+              f"embed_pending({s.index_dir!r}, load_settings(index_dir={s.index_dir!r}, cache_dir={s.cache_dir!r}))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    keys: Path | None = None
+    while proc.poll() is None and keys is None:
+        keys = next(Path(s.cache_dir).rglob("keys.json"), None)
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert keys is not None, "the embedding run ended before it saved anything"
+    saved = len(json.loads(keys.read_text(encoding="utf-8")))
+    assert 0 < saved < total
+    index = load_index(s.index_dir)  # the lexical version is still live and readable
+    assert index.retrieval == "lexical" and index.pending_views == total
+    assert embed_pending(s.index_dir, s) <= total - saved  # what the killed run saved is reused
+    assert load_index(s.index_dir).retrieval == "hybrid"
