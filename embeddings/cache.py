@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import Embedder, _progress
+from . import BATCH, Embedder, _progress
 
 SAVE_EVERY = 48  # texts encoded between two saves (about 5-10 s of work on 2 cores)
 
@@ -46,11 +46,15 @@ class EmbeddingCache:
         hashes = [content_hash(t) for t in texts]
         missing = list(dict.fromkeys(h for h in hashes if h not in self.vectors))
         by_hash = dict(zip(hashes, texts))
+        unsaved = 0
         with _progress(len(missing), progress, "embedding") as bar:
-            for i in range(0, len(missing), SAVE_EVERY):
-                part = missing[i:i + SAVE_EVERY]
+            for i in range(0, len(missing), BATCH):
+                part = missing[i:i + BATCH]
                 self.vectors.update(zip(part, self.embedder.encode([by_hash[h] for h in part])))
-                self._save()
+                unsaved += len(part)
+                if unsaved >= SAVE_EVERY or i + BATCH >= len(missing):
+                    self._save()
+                    unsaved = 0
                 bar.update(len(part))
                 if on_progress is not None:
                     on_progress(i + len(part), len(missing))

@@ -405,7 +405,8 @@ def test_a_killed_embedding_leaves_a_usable_index_and_resumes_from_the_cache(set
     s = replace(settings, cache_dir=str(tmp_path / "cache"), index_dir=str(tmp_path / "index"))
     docs = tmp_path / "docs"
     docs.mkdir()
-    shutil.copy(next(SEEDS.glob("004_*.txt")), docs)
+    for prefix in ("002", "004"):
+        shutil.copy(next(SEEDS.glob(f"{prefix}_*.txt")), docs)
     total = index_lexical([docs], s).pending
     script = (f"import embeddings.cache as c; c.SAVE_EVERY = 4\n"
               f"from rag.config import load_settings; from rag.index import embed_pending\n"
