@@ -20,8 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from eval.metrics import load_dataset, normalise
 from rag.models import Chunk
 
@@ -30,12 +28,12 @@ DATASETS = ["eval/dev.jsonl", "eval/bank/validation.jsonl"]
 Rule = Callable[[Chunk, int], bool]
 VARIANTS: dict[str, Rule] = {
     "chunks whole only": lambda c, j: False,
-    "+ every window (before)": lambda c, j: True,
+    "+ every window (views all, before)": lambda c, j: True,
     "+ windows of sections": lambda c, j: c.kind == "section",
     "+ windows of task rows": lambda c, j: c.kind == "task_row",
     "+ windows of task items": lambda c, j: c.kind == "task_item",
     "+ windows of chunks > 400 chars": lambda c, j: len(c.text) > 400,
-    "+ windows of chunks > 600 chars": lambda c, j: len(c.text) > 600,
+    "+ windows of chunks > 600 chars (views long)": lambda c, j: len(c.text) > 600,
     "+ windows but the first": lambda c, j: j > 1,
 }
 
@@ -76,9 +74,9 @@ def view_chars(index) -> int:
     """Characters embedded for the views of an index."""
     from rag.index import chunk_views
 
-    wanted = set(index.view_hashes)
     from embeddings.cache import content_hash
 
+    wanted = set(index.view_hashes)
     return sum(len(v) for c in index.chunks for v in chunk_views(c, "all") if content_hash(v) in wanted)
 
 

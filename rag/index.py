@@ -20,7 +20,6 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -29,6 +28,7 @@ import numpy as np
 from .chunking import chunk_source
 from .config import Settings
 from .documents import find_files, load_file
+from .jieba_dict import jieba_ready
 from .models import Chunk, GovragError
 
 FORMAT_VERSION = 1
@@ -36,6 +36,7 @@ FORMAT_VERSION = 1
 # (a 50 MB text file is ~18M characters, ~360k chunks; the real documents are < 100 KB).
 MAX_INDEX_FILE_BYTES = 10 * 2**20
 VIEW_CHARS = 160  # a long chunk is also embedded in windows of about this many characters
+LONG_CHUNK_CHARS = 600  # ... when its text is longer than this (views "long"; eval/views.py)
 STOP_WORDS = frozenset(
     "的 了 和 与 及 等 是 在 有 对 为 将 把 被 由 以 于 中 上 下 个 之 其 或 并 也 都 而 就 从 到 "
     "多少 哪些 哪个 什么 几 吗 呢 是否 怎么 如何 年内 我区 全区 进行 开展 推进 加快 完成 工作".split()
@@ -43,37 +44,38 @@ STOP_WORDS = frozenset(
 _TOKEN_OK = re.compile(r"[\w%]", re.UNICODE)
 
 
-@lru_cache(maxsize=1)
-def _jieba():
-    import logging
-
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
-
-
 def tokenize(text: str) -> list[str]:
     """BM25 tokens: jieba search-mode words, lower-cased; numbers and years kept; stop words
     and punctuation dropped."""
-    return [t for t in (w.strip().lower() for w in _jieba().cut_for_search(text))
+    return [t for t in (w.strip().lower() for w in jieba_ready().cut_for_search(text))
             if t and _TOKEN_OK.search(t) and t not in STOP_WORDS]
 
 
 # Which long chunks are also embedded as sentence windows (setting `views`); see DESIGN.md
 # "Dense retrieval embeds views" and eval/views.py for what each kind is worth.
 VIEW_POLICIES: dict[str, Callable[[Chunk], bool]] = {
+    "long": lambda chunk: len(chunk.text) > LONG_CHUNK_CHARS,  # the default
     "all": lambda chunk: True,  # every chunk longer than 1.5 windows (before issue 16)
     "none": lambda chunk: False,  # each chunk whole, nothing else
 }
 
 
-def chunk_views(chunk: Chunk, policy: str = "all") -> list[str]:
-    """The texts embedded for a chunk: the whole chunk (title, heading path, text) and, when it
-    is long and the view policy wants it, windows of whole sentences with its heading as
-    context, so that one fact inside a long passage still finds it."""
-    views = [chunk.embed_text]
+def dense_text(chunk: Chunk) -> str:
+    """The chunk as the encoder reads it: heading path (starting with the title) and text. Not
+    `Chunk.embed_text`, which names the title twice when the path starts with it (a tenth of
+    the characters embedded, for nothing)."""
+    heads = [h for h in chunk.heading_path if h]
+    title = chunk.meta.get("title", "")
+    if title and (not heads or heads[0] != title):
+        heads.insert(0, title)
+    return "\n".join(p for p in (" > ".join(heads), chunk.text) if p)
+
+
+def chunk_views(chunk: Chunk, policy: str = "long") -> list[str]:
+    """The texts embedded for a chunk: the whole chunk (`dense_text`) and, when it is long and
+    the view policy wants it, windows of whole sentences with its heading as context, so that
+    one fact inside a long passage still finds it (a long chunk's one vector averages many)."""
+    views = [dense_text(chunk)]
     if policy not in VIEW_POLICIES:
         raise GovragError(f"unknown views setting {policy!r} (use {', '.join(VIEW_POLICIES)})")
     if len(chunk.text) <= VIEW_CHARS * 1.5 or not VIEW_POLICIES[policy](chunk):

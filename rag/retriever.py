@@ -16,9 +16,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document as LCDocument
-from langchain_core.retrievers import BaseRetriever
 
 from .config import Settings, load_settings
 from .documents import DISTRICTS
@@ -239,23 +236,9 @@ class Retriever:
             timings["retrieve_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return hits
 
-    def as_langchain(self, k: int = 5, filters: dict[str, Any] | None = None) -> "GovragRetriever":
-        """This retriever behind LangChain's BaseRetriever interface."""
+    def as_langchain(self, k: int = 5, filters: dict[str, Any] | None = None):
+        """This retriever behind LangChain's BaseRetriever interface (rag.lc_retriever; imported
+        here, not at start-up: LangChain's retriever module takes longer to import than a question)."""
+        from .lc_retriever import GovragRetriever
+
         return GovragRetriever(retriever=self, k=k, filters=filters or {})
-
-
-class GovragRetriever(BaseRetriever):
-    """LangChain adapter: `invoke(question)` -> Documents with chunk metadata and score."""
-
-    retriever: Any
-    k: int = 5
-    filters: dict[str, Any] = {}
-
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[LCDocument]:
-        return [
-            LCDocument(page_content=h.chunk.text, id=h.chunk.id,
-                       metadata={**h.chunk.meta, "id": h.chunk.id, "doc": h.chunk.doc, "kind": h.chunk.kind,
-                                 "heading_path": h.chunk.heading_path, "start": h.chunk.start,
-                                 "end": h.chunk.end, "score": h.score, "channels": h.channels})
-            for h in self.retriever.search(query, k=self.k, filters=self.filters)
-        ]

@@ -13,7 +13,7 @@ import pytest
 
 from rag.chunking import chunk_source
 from rag.documents import load_file
-from rag.index import build_index, load_index, tokenize
+from rag.index import build_index, dense_text, load_index, tokenize
 from rag.models import GovragError
 
 from helpers import SAMPLE_REPORT
@@ -42,7 +42,7 @@ def _view_hashes(index) -> list[str]:
     from embeddings.cache import content_hash
 
     hashes = getattr(index, "view_hashes", None)
-    return list(hashes) if hashes is not None else [content_hash(c.embed_text) for c in index.chunks]
+    return list(hashes) if hashes is not None else [content_hash(dense_text(c)) for c in index.chunks]
 
 
 def _view_rows(index) -> list[int]:
@@ -87,7 +87,7 @@ def test_seed_index_holds_every_chunk_of_every_seed(seed, settings, embedder):
     assert sorted(set(rows)) == list(range(len(seed.chunks)))  # every chunk is embedded
     first_row = {pos: rows.index(pos) for pos in set(rows)}
     for pos, chunk in enumerate(seed.chunks):  # ... at least as a whole
-        assert content_hash(chunk.embed_text) in {h for r, h in zip(rows, hashes) if r == pos}, chunk.id
+        assert content_hash(dense_text(chunk)) in {h for r, h in zip(rows, hashes) if r == pos}, chunk.id
         assert first_row[pos] >= 0
     assert seed.vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(seed.vectors, axis=1), 1.0, atol=1e-4)
@@ -99,17 +99,17 @@ def test_seed_vectors_are_the_embeddings_of_the_chunks(seed, embedder):
     rows, hashes = _view_rows(seed), _view_hashes(seed)
     by_doc = {}
     for pos, c in enumerate(seed.chunks):  # the shortest chunk of each document (fast to encode)
-        if c.doc not in by_doc or len(c.embed_text) < len(seed.chunks[by_doc[c.doc]].embed_text):
+        if c.doc not in by_doc or len(c.text) < len(seed.chunks[by_doc[c.doc]].text):
             by_doc[c.doc] = pos
     for pos in by_doc.values():
-        text = seed.chunks[pos].embed_text
+        text = dense_text(seed.chunks[pos])
         row = next(i for i, (r, h) in enumerate(zip(rows, hashes)) if r == pos and h == content_hash(text))
         assert np.allclose(embedder.encode([text])[0], seed.vectors[row], atol=1e-4)
 
 
 def test_dense_and_bm25_find_a_chunk_by_itself(seed, embedder):
     pos = next(i for i, c in enumerate(seed.chunks) if "61271户" in c.text)
-    query = embedder.encode([seed.chunks[pos].embed_text])[0]
+    query = embedder.encode([dense_text(seed.chunks[pos])])[0]
     [(best, cosine), *_] = seed.dense_search(query, 3)
     assert best == pos and cosine == pytest.approx(1.0, abs=1e-4)
     scores = seed.bm25_scores([(t, 1.0) for t in tokenize("共摸排61271户")])
@@ -282,7 +282,7 @@ def test_incremental_update_equals_a_fresh_build(settings, tmp_path, seed_index)
     from embeddings.cache import content_hash
 
     pos = next(i for i, c in enumerate(updated.chunks) if "投资680万元对金华苑" in c.text)
-    text = updated.chunks[pos].embed_text
+    text = dense_text(updated.chunks[pos])
     row = next(i for i, (r, h) in enumerate(zip(_view_rows(updated), hashes)) if r == pos and h == content_hash(text))
     assert np.allclose(get_embedder(s.embedder).encode([text])[0], updated.vectors[row], atol=1e-4)
 
