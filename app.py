@@ -358,6 +358,13 @@ class AppState:
     llm_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(LLM_SLOTS))
     _corpus: Corpus | None = None
 
+    def corpus_if_ready(self) -> Corpus | None:
+        """The facts about the index when the pipeline is loaded, else None (no waiting)."""
+        try:
+            return self.corpus(0) if self.holder.ready else None
+        except GovragError:
+            return None
+
     def corpus(self, timeout: float | None = None) -> Corpus:
         pipeline = self.holder.get(timeout)
         if self._corpus is None or self._corpus.version != pipeline.retriever.index.dir:
@@ -557,7 +564,7 @@ def chat_choices(c: Corpus | None, lang: str) -> tuple:
 def relabel_chat(state: AppState, chat: Chat, lang: str, mode: str, last: Answer | None) -> list:
     """The chat tab's labels in `lang` (in the order of `chat_outputs`)."""
     L = LABELS[lang]
-    c = state._corpus
+    c = state.corpus_if_ready()
     doc, district, year = chat_choices(c, lang)
     return [gr.Chatbot(label=L["chat"]), gr.Textbox(label=L["question"], placeholder=L["placeholder"]),
             gr.Button(value=L["send"]), gr.Button(value=L["clear"]), gr.Dataset(label=L["examples"]),

@@ -77,6 +77,7 @@ class Pipeline:
         self.settings = settings
         self._use(retriever)
         self._reload_lock = threading.Lock()
+        self._documents_lock = threading.Lock()  # one add or remove at a time
         self._worker: DenseWorker | None = None
 
     def _use(self, retriever: Retriever) -> None:
@@ -162,16 +163,19 @@ class Pipeline:
         """Add files (kept in settings.uploads_dir): answerable by BM25 when this returns, by
         both channels once their vectors are computed in the background. Refused or unreadable
         files are listed in the report's `skipped`; the others go in."""
-        report = Uploads(self.index_settings).add(self.retriever.index, paths, names, on_progress)
+        with self._documents_lock:
+            report = Uploads(self.index_settings).add(self.retriever.index, paths, names, on_progress)
+            if report.added or report.replaced:
+                self.reload()
         if report.added or report.replaced:
-            self.reload()
             self.embed_in_background()
         return report
 
     def remove_document(self, name: str) -> None:
         """Take one document out of the index (an uploaded file is deleted too)."""
-        Uploads(self.index_settings).remove(self.retriever.index, name)
-        self.reload()
+        with self._documents_lock:
+            Uploads(self.index_settings).remove(self.retriever.index, name)
+            self.reload()
         self.embed_in_background()
 
     def embed_in_background(self) -> None:

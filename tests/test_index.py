@@ -425,3 +425,23 @@ def test_a_killed_embedding_leaves_a_usable_index_and_resumes_from_the_cache(set
     assert index.retrieval == "lexical" and index.pending_views == total
     assert embed_pending(s.index_dir, s) <= total - saved  # what the killed run saved is reused
     assert load_index(s.index_dir).retrieval == "hybrid"
+
+
+def test_jieba_prefix_dictionary_from_the_fast_cache_is_jiebas_own(tmp_path):
+    """tokenize() loads jieba's prefix dictionary from govrag's cache; it must be exactly what
+    jieba builds itself, and a damaged cache is ignored (rebuilt from jieba)."""
+    import jieba
+
+    from rag.jieba_dict import _cache_paths, _load, _save, jieba_ready
+
+    ready = jieba_ready()
+    own = jieba.Tokenizer()
+    own.initialize()
+    assert ready.dt.FREQ == own.FREQ and ready.dt.total == own.total
+    words, counts = _cache_paths(jieba)
+    assert _load(words, counts) == (own.FREQ, own.total)
+    sentence = "即墨区2022年共建设完成1115处5G基站,城阳区强化科技平台载体赋能。"
+    assert list(ready.dt.cut_for_search(sentence)) == list(own.cut_for_search(sentence))
+    _save(own.FREQ, own.total, tmp_path / "w", tmp_path / "c.npy")
+    (tmp_path / "w").write_bytes(b"\xff\xfe broken")
+    assert _load(tmp_path / "w", tmp_path / "c.npy") is None
