@@ -139,13 +139,14 @@ class Uploads:
         """Copies of the acceptable files in `staging`, each read and chunked once to prove it
         is usable."""
         known = {sha: doc for doc, sha in index.manifest.get("documents", {}).items()}
+        taken = self._folder_names(index)
         staged: list[Path] = []
         for i, (path, given) in enumerate(zip(map(Path, paths), names)):
             if on_progress is not None:
                 on_progress(i, len(paths), given)
             try:
                 name = safe_name(given)
-                problem = self._problem(path, name, known, staged)
+                problem = self._problem(path, name, taken, staged)
                 if problem is None:
                     shutil.copyfile(path, staging / name)
                     problem = self._unusable(staging / name, known)
@@ -157,11 +158,18 @@ class Uploads:
                 report.skipped.append(problem)
         return staged
 
-    def _problem(self, path: Path, name: str, known: dict[str, str], staged: list[Path]) -> str | None:
+    def _folder_names(self, index: Index) -> set[str]:
+        """Names of the documents in the index's source folders other than the uploads folder
+        (indexed or excluded): an upload may not take one of them."""
+        uploads = self.dir.resolve()
+        folders = [Path(p) for p in index.manifest.get("sources", []) if Path(p).resolve() != uploads]
+        return {f.name for folder in folders for f in _documents(folder)}
+
+    def _problem(self, path: Path, name: str, taken: set[str], staged: list[Path]) -> str | None:
         """Why a file may not be added under this name (type, size, name taken), or None."""
         problem = check_upload(path, name, self.settings.max_upload_mb)
-        if problem is None and name in known.values() and not (self.dir / name).is_file():
-            problem = f"{name}: a document of that name is already indexed from another folder; rename the file"
+        if problem is None and name in taken:
+            problem = f"{name}: a document of that name is already in a source folder; rename the file"
         if problem is None and any(name == p.name for p in staged):
             problem = f"{name}: the same name twice in one upload"
         return problem
@@ -223,22 +231,23 @@ class Uploads:
         sources = [Path(p) for p in index.manifest.get("sources", [])]
         if extra_source and self.dir.resolve() not in [p.resolve() for p in sources]:
             sources.append(self.dir)
-        sources = [p for p in sources if p.exists() and _has_documents(p)]
+        sources = [p for p in sources if _documents(p)]
         excluded = set(index.manifest.get("excluded", [])) | ({exclude} if exclude else set())
         excluded -= {p.name for p in self.dir.glob("*") if p.is_file()}  # an upload brings a name back
         index_lexical(sources, self.settings, self.index_dir, excluded)
 
 
-def _has_documents(path: Path) -> bool:
+def _documents(path: Path) -> list[Path]:
+    """The document files under a path ([] when it is missing or holds none)."""
     try:
-        return bool(find_files([path]))
+        return find_files([path]) if path.exists() else []
     except GovragError:
-        return False
+        return []
 
 
 def default_sources(settings: Settings) -> list[Path]:
     """What a new index is built from: the documents folder and any uploads."""
-    return [Path(p) for p in (settings.docs, settings.uploads_dir) if Path(p).exists() and _has_documents(Path(p))]
+    return [Path(p) for p in (settings.docs, settings.uploads_dir) if _documents(Path(p))]
 
 
 def sync_lexical(settings: Settings) -> BuildReport | None:

@@ -72,7 +72,7 @@ def library(settings, tmp_path):
 
 def _files(tmp_path: Path) -> dict[str, Path]:
     folder = tmp_path / "incoming"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     files = {"table": folder / "进展表 2025Q2.txt", "exe": folder / "tool.exe", "binary": folder / "scan.txt",
              "big": folder / "huge.txt", "furniture": folder / "nav.html"}
     files["table"].write_bytes(PROGRESS_TABLE.encode("gbk"))
@@ -130,6 +130,9 @@ def test_removing_a_folder_document_keeps_the_file_and_survives_a_sync(library, 
     sync_lexical(library.index_settings)  # what `govrag serve` does at start
     library.reload()
     assert seed not in {d.name for d in library.documents()}
+    report = library.add_documents([_files(tmp_path / "more")["table"]], names=[seed])  # same name, other text
+    assert report.added == [] and report.skipped == [f"{seed}: a document of that name is already in a source "
+                                                     "folder; rename the file"]
     with pytest.raises(GovragError, match="only document"):
         library.remove_document("进展表_2025Q2.txt")
 
