@@ -1,11 +1,11 @@
 """Which embedded views pay: retrieval hit@1 / hit@5 per language, dense-only and hybrid, for
-each kind of view (a chunk whole, sentence windows of long chunks by chunk kind and length),
+each kind of view (a chunk whole, sentence windows by chunk kind, position and chunk length),
 with the characters each kind costs to embed.
 
     .venv/bin/python -m eval.views [--index DIR] [--dataset FILE ...] [--json]
 
-Every variant is a subset of the views of `rag.index.all_views`, so it reuses the vectors of
-one index built with every view (`--index`, default: a temp build of settings.docs with
+Every variant is a subset of the views of `rag.index.all_views(chunks, "all")`, so it reuses
+the vectors of one index built with every view (`--index`, default: a temp build of settings.docs with
 GOVRAG_VIEWS=all, vectors from the embedding cache). Searches are `Retriever.search(question,
 k=5)`; a hit is a retrieved chunk containing the item's quote (as in eval/metrics.py).
 Use only development and validation questions here (never the test splits).
@@ -20,6 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from eval.metrics import load_dataset, normalise
 from rag.models import Chunk
 
@@ -27,13 +29,14 @@ DATASETS = ["eval/dev.jsonl", "eval/bank/validation.jsonl"]
 # A variant keeps a view when the rule says so; view 0 (the chunk whole) is always kept.
 Rule = Callable[[Chunk, int], bool]
 VARIANTS: dict[str, Rule] = {
-    "chunks whole only": lambda c, j: False,
+    "chunks whole only (views none)": lambda c, j: False,
     "+ every window (views all, before)": lambda c, j: True,
     "+ windows of sections": lambda c, j: c.kind == "section",
-    "+ windows of task rows": lambda c, j: c.kind == "task_row",
     "+ windows of task items": lambda c, j: c.kind == "task_item",
+    "+ windows of task rows": lambda c, j: c.kind == "task_row",
+    "+ windows of task rows but the first (views rows)": lambda c, j: c.kind == "task_row" and j > 1,
     "+ windows of chunks > 400 chars": lambda c, j: len(c.text) > 400,
-    "+ windows of chunks > 600 chars (views long)": lambda c, j: len(c.text) > 600,
+    "+ windows of chunks > 600 chars (all of them task rows)": lambda c, j: len(c.text) > 600,
     "+ windows but the first": lambda c, j: j > 1,
 }
 
@@ -54,6 +57,20 @@ def subset(index, keep: Rule):
     vectors = index.vectors[rows]
     return Index(index.dir, index.manifest, index.chunks, vectors, _make_faiss(vectors, ids, "flat"), index.bm25,
                  view_chunk, [index.view_hashes[r] for r in rows], {int(v): i for i, v in enumerate(ids)})
+
+
+class QueryMemo:
+    """The embedder with each question's vector computed once for all variants."""
+
+    def __init__(self, embedder) -> None:
+        self.embedder = embedder
+        self.memo: dict[tuple[str, bool], np.ndarray] = {}
+
+    def encode(self, texts: list[str], is_query: bool = False) -> np.ndarray:
+        for t in texts:
+            if (t, is_query) not in self.memo:
+                self.memo[t, is_query] = self.embedder.encode([t], is_query=is_query)[0]
+        return np.stack([self.memo[t, is_query] for t in texts])
 
 
 def hits(retriever, items: list[dict], channels: tuple[str, ...]) -> dict[str, dict[str, float]]:
@@ -99,10 +116,10 @@ def run(index_dir: str | None, datasets: list[str]) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         index = load_index(index_dir) if index_dir else full_index(settings, Path(tmp))
     items = {name: load_dataset(name) for name in datasets}
+    retriever = Retriever(index, settings, QueryMemo(embedder))  # one, so its English word maps are built once
     rows = []
     for name, keep in VARIANTS.items():
-        part = subset(index, keep)
-        retriever = Retriever(part, settings, embedder)
+        part = retriever.index = subset(index, keep)
         row = {"variant": name, "views": len(part.view_chunk), "chars": view_chars(part)}
         for ds, its in items.items():
             row[ds] = {mode: hits(retriever, its, channels) for mode, channels in

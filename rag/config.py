@@ -23,8 +23,8 @@ class Settings:
     cache_dir: str = ".govrag/cache"  # embedding cache (by content hash)
     uploads_dir: str = ".govrag/documents"  # documents added from the chat or the API are kept here
     max_upload_mb: float = 20.0  # largest document accepted from the chat or the API
-    views: str = "long"  # which chunks are also embedded as sentence windows (rag.index.VIEW_POLICIES;
-    # "long": over 600 characters, chosen on eval/dev.jsonl and eval/bank/validation.jsonl, see eval/views.py)
+    views: str = "rows"  # which sentence windows are embedded beside each chunk (rag.index.VIEW_POLICIES;
+    # "rows": a task row's after the first, chosen on eval/dev.jsonl + eval/bank/validation.jsonl, eval/views.py)
     faiss_index: str = "flat"  # "flat" (exact) or "hnsw" (approximate, for large corpora)
     k: int = 5  # chunks cited / shown
     candidates: int = 30  # per channel, before fusion

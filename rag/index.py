@@ -36,7 +36,6 @@ FORMAT_VERSION = 1
 # (a 50 MB text file is ~18M characters, ~360k chunks; the real documents are < 100 KB).
 MAX_INDEX_FILE_BYTES = 10 * 2**20
 VIEW_CHARS = 160  # a long chunk is also embedded in windows of about this many characters
-LONG_CHUNK_CHARS = 600  # ... when its text is longer than this (views "long"; eval/views.py)
 STOP_WORDS = frozenset(
     "的 了 和 与 及 等 是 在 有 对 为 将 把 被 由 以 于 中 上 下 个 之 其 或 并 也 都 而 就 从 到 "
     "多少 哪些 哪个 什么 几 吗 呢 是否 怎么 如何 年内 我区 全区 进行 开展 推进 加快 完成 工作".split()
@@ -51,12 +50,14 @@ def tokenize(text: str) -> list[str]:
             if t and _TOKEN_OK.search(t) and t not in STOP_WORDS]
 
 
-# Which long chunks are also embedded as sentence windows (setting `views`); see DESIGN.md
-# "Dense retrieval embeds views" and eval/views.py for what each kind is worth.
-VIEW_POLICIES: dict[str, Callable[[Chunk], bool]] = {
-    "long": lambda chunk: len(chunk.text) > LONG_CHUNK_CHARS,  # the default
-    "all": lambda chunk: True,  # every chunk longer than 1.5 windows (before issue 16)
-    "none": lambda chunk: False,  # each chunk whole, nothing else
+# Which sentence windows of a chunk (numbered from 1) are embedded beside it whole (setting
+# `views`); eval/views.py measures what each kind is worth (eval/RESULTS.md, issue 16).
+VIEW_POLICIES: dict[str, Callable[[Chunk, int], bool]] = {
+    # the default: a task row's windows after the first, i.e. its progress and next steps; the
+    # first repeats the task and target the row opens with, which its whole vector holds
+    "rows": lambda chunk, j: chunk.kind == "task_row" and j > 1,
+    "all": lambda chunk, j: True,  # every window of every chunk over 1.5 windows (before issue 16)
+    "none": lambda chunk, j: False,  # each chunk whole, nothing else
 }
 
 
@@ -71,25 +72,25 @@ def dense_text(chunk: Chunk) -> str:
     return "\n".join(p for p in (" > ".join(heads), chunk.text) if p)
 
 
-def chunk_views(chunk: Chunk, policy: str = "long") -> list[str]:
-    """The texts embedded for a chunk: the whole chunk (`dense_text`) and, when it is long and
-    the view policy wants it, windows of whole sentences with its heading as context, so that
-    one fact inside a long passage still finds it (a long chunk's one vector averages many)."""
-    views = [dense_text(chunk)]
+def chunk_views(chunk: Chunk, policy: str = "rows") -> list[str]:
+    """The texts embedded for a chunk: the whole chunk (`dense_text`) and, when it is long, the
+    windows of whole sentences (with its heading as context) the view policy keeps, so that a
+    fact deep inside a passage still finds it (a chunk's one vector averages what it says)."""
     if policy not in VIEW_POLICIES:
         raise GovragError(f"unknown views setting {policy!r} (use {', '.join(VIEW_POLICIES)})")
-    if len(chunk.text) <= VIEW_CHARS * 1.5 or not VIEW_POLICIES[policy](chunk):
+    views = [dense_text(chunk)]
+    if len(chunk.text) <= VIEW_CHARS * 1.5:
         return views
     context = chunk.heading_path[-1] if chunk.heading_path else chunk.meta.get("title", "")
-    window = ""
+    windows, window = [], ""
     for sentence in re.findall(r"[^。!?;!?;\n]+[。!?;!?;]*", chunk.text):
         if window and len(window) + len(sentence) > VIEW_CHARS:
-            views.append(f"{context}\n{window}")
+            windows.append(window)
             window = ""
         window += sentence
-    if window:
-        views.append(f"{context}\n{window}")
-    return views
+    windows += [window] if window else []
+    keep = VIEW_POLICIES[policy]
+    return views + [f"{context}\n{w}" for j, w in enumerate(windows, 1) if keep(chunk, j)]
 
 
 def all_views(chunks: list[Chunk], policy: str) -> tuple[list[str], list[int]]:

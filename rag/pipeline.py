@@ -187,7 +187,9 @@ class Pipeline:
         self._worker.kick()
 
     def wait_for_vectors(self, timeout: float | None = None) -> bool:
-        """Wait for the background embedding; True when the pipeline is hybrid."""
+        """Compute the missing vectors in the background (if not under way) and wait for them;
+        True when the pipeline is hybrid."""
+        self.embed_in_background()
         if self._worker is not None:
             self._worker.wait(timeout)
         self.reload()
