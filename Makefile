@@ -1,5 +1,6 @@
 # Two entry points; each sets up .venv itself and is idempotent.
-#   make run   - install, build the index over seeds/, open the chat (offline, default model)
+#   make run   - install, open the chat over seeds/ (offline, default model): the keyword index is
+#                built in seconds and answers at once; vectors follow in the background
 #   make test  - install with test extras, then run the test suite
 PY ?= python3
 VENV := .venv
@@ -26,7 +27,7 @@ setup: $(STAMP)
 index: setup
 	$(BIN)/govrag index seeds
 
-run: index
+run: setup
 	$(BIN)/govrag serve
 
 test-setup: $(TEST_STAMP)
@@ -35,5 +36,5 @@ test: test-setup
 	sh scripts/install_browser.sh
 	$(BIN)/python -m pytest -q
 
-clean:
-	rm -rf .govrag
+clean:  # the index and the embedding cache; documents added from the chat (.govrag/documents) stay
+	rm -rf .govrag/index .govrag/cache

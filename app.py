@@ -6,8 +6,11 @@
 API (gradio_client): Client(url).predict("问题", api_name="/ask") -> {"answer", "abstained",
 "citations", "figures", "mode", "timings", ...}; optional k, doc, district, year, filters (JSON).
 
-First start with no index: the page comes up at once, the index is built in a background
-thread (console: tqdm bar; page: status line and progress bar), questions wait for it.
+Start: the page comes up at once; the lexical index (chunks + BM25) is brought up to date with
+its documents in a few seconds and the chat answers from it; vectors are computed in the
+background and switched in when complete (status line: lexical-only / embedding N% / hybrid).
+The documents tab adds files (kept in the uploads folder) and removes documents; with
+GOVRAG_AUTH set only signed-in users can. API: ask, documents, add_documents, remove_document.
 """
 from __future__ import annotations
 
@@ -19,9 +22,8 @@ import queue
 import re
 import sys
 import threading
-import time
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -33,6 +35,8 @@ from rag.config import Settings, load_settings  # noqa: E402
 from rag.models import Answer, Chunk, Citation, GovragError  # noqa: E402
 
 CONCURRENCY = 8  # answers at once (UI chat and API share this pool)
+MAX_REQUEST_FILE = "200mb"  # uploads larger than this are cut off by the server; smaller ones over
+# settings.max_upload_mb reach the pipeline and are refused there with a clear message
 LLM_SLOTS = 2  # of which at most this many wait on the LLM; the others stay extractive-fast
 _HIDDEN_NOTES = ("asked:", "confidence:", "translation:", "best guess:")
 _MD_ACTIVE = re.compile(r"([\\`*_\[\]{}#|~>!-])")
@@ -47,11 +51,18 @@ LABELS: dict[str, dict[str, str]] = {
         "sources": "### 出处", "no_sources": "提问后,这里显示回答引用的原文段落,引用的句子会高亮。",
         "closest": "未找到可靠答案。最接近的段落:", "figures": "数字核对", "verified": "已在出处中核实",
         "unverified": "未在出处中找到", "row": "第{row}项", "lead": "牵头单位", "deadline": "时限/进展",
-        "status": "索引:{docs} 个文件 · {chunks} 个片段 · 向量模型 {embedder} · 模式:{mode}",
-        "took": " · 上次用时 {s:.2f} 秒", "building": "首次启动:正在建立索引(约一分钟)…",
+        "status": "索引:{docs} 个文件 · {chunks} 个片段 · 向量模型 {embedder} · 检索:{retrieval} · 模式:{mode}",
+        "took": " · 上次用时 {s:.2f} 秒", "building": "首次启动:正在建立关键词索引(几秒钟)…",
         "loading": "正在加载索引和模型…", "failed": "索引不可用:{error}", "empty": "请输入问题。",
         "wait": "正在建立索引,完成后自动回答…", "error": "出错了:{error}", "busy": "大模型繁忙,已改用抽取式回答",
-        "embedding": "向量化 {n}/{total} 个片段",
+        "lexical": "仅关键词", "hybrid": "混合(向量 + 关键词)", "embedding": "向量化 {pct}%",
+        "docs_tab": "文件", "upload": "添加文件(txt / md / html / pdf / docx,可多选)", "add": "添加到索引",
+        "indexed": "### 已索引的文件", "remove_doc": "要删除的文件", "remove": "从索引中删除",
+        "columns": "文件|标题|区/街道|年份|类型|片段数|添加时间|来源", "upload_src": "上传", "base_src": "文件夹",
+        "no_files": "请先选择要添加的文件。", "pick_doc": "请先选择要删除的文件。", "adding": "读取 {name}",
+        "indexing": "写入索引", "added": "已添加:{names}(现在即可提问;向量在后台计算)",
+        "replaced": "已更新:{names}", "skipped": "未添加:{why}", "removed": "已删除:{name}",
+        "login": "请先登录,才能添加或删除文件。",
     },
     "en": {
         "title": "## Government documents Q&A · every answer cited\n"
@@ -65,12 +76,22 @@ LABELS: dict[str, dict[str, str]] = {
         "closest": "No reliable answer found. Closest passages:", "figures": "Figures",
         "verified": "verified in the source", "unverified": "not found in the sources", "row": "Row {row}",
         "lead": "Lead unit", "deadline": "Deadline / status",
-        "status": "Index: {docs} documents · {chunks} chunks · embedder {embedder} · mode: {mode}",
-        "took": " · last answer {s:.2f} s", "building": "First start: building the index (about a minute)…",
+        "status": "Index: {docs} documents · {chunks} chunks · embedder {embedder} · retrieval: {retrieval} · "
+                  "mode: {mode}",
+        "took": " · last answer {s:.2f} s", "building": "First start: building the keyword index (a few seconds)…",
         "loading": "Loading the index and model…", "failed": "Index unavailable: {error}",
         "empty": "Please type a question.", "wait": "Building the index; the answer follows when it is ready…",
         "error": "Error: {error}", "busy": "LLM busy; extractive answer instead",
-        "embedding": "embedding {n}/{total} chunks",
+        "lexical": "lexical-only", "hybrid": "hybrid (dense + BM25)",
+        "embedding": "embedding {pct}%",
+        "docs_tab": "Documents", "upload": "Add files (txt / md / html / pdf / docx, several at once)",
+        "add": "Add to the index", "indexed": "### Indexed documents", "remove_doc": "Document to remove",
+        "remove": "Remove from the index", "columns": "File|Title|District|Year|Kind|Chunks|Added|Source",
+        "upload_src": "upload", "base_src": "folder", "no_files": "Choose the files to add first.",
+        "pick_doc": "Choose the document to remove first.", "adding": "reading {name}", "indexing": "indexing",
+        "added": "Added: {names} (answerable now; vectors are computed in the background)",
+        "replaced": "Replaced: {names}", "skipped": "Not added: {why}", "removed": "Removed: {name}",
+        "login": "Sign in to add or remove documents.",
     },
 }
 
@@ -88,6 +109,7 @@ CSS = """
 .gr-fig.ok {background:#e3f6e5; color:#17612a} .gr-fig.bad {background:#fde8e8; color:#9b1c1c}
 .gr-muted {color:var(--body-text-color-subdued); font-size:0.92em}
 #gr-status {font-size:0.88em; color:var(--body-text-color-subdued)}
+.gr-ok {color:#17612a} .gr-bad {color:#9b1c1c}
 """
 THEME = gr.themes.Soft(font=["Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "system-ui", "sans-serif"],
                        font_mono=["ui-monospace", "monospace"])
@@ -127,6 +149,9 @@ class PipelineHolder:
         finally:
             self._ready.set()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
@@ -139,15 +164,8 @@ class PipelineHolder:
             raise GovragError(str(self._error) or type(self._error).__name__)
         return self._pipeline
 
-    def progress(self, lang: str) -> tuple[float | None, str]:
-        """(fraction or None, text) while loading, read from the build's tqdm bar."""
-        from tqdm import tqdm
-
-        L = LABELS[lang]
-        for bar in list(getattr(tqdm, "_instances", [])):
-            if getattr(bar, "desc", "") == "embedding" and bar.total:
-                return bar.n / bar.total, L["embedding"].format(n=bar.n, total=bar.total)
-        return None, L["building" if self.building else "loading"]
+    def loading_text(self, lang: str) -> str:
+        return LABELS[lang]["building" if self.building else "loading"]
 
 
 # ---------------------------------------------------------------- facts about the index
@@ -160,6 +178,7 @@ class Corpus:
 
     def __init__(self, pipeline: Any) -> None:
         index = pipeline.retriever.index
+        self.version = index.dir
         self.chunks: dict[str, Chunk] = {c.id: c for c in index.chunks}
         self.manifest: dict[str, Any] = index.manifest
         titles: dict[str, Counter] = {}
@@ -196,10 +215,20 @@ class Corpus:
             out.append(f"{sections[0].meta.get('title', '')}提到了哪些重点工作?")
         return list(dict.fromkeys(q for q in out if q))[:n]
 
-    def status(self, lang: str, mode: str) -> str:
+    def status(self, lang: str, mode: str, retrieval: str) -> str:
         L = LABELS[lang]
         return L["status"].format(docs=len(self.manifest.get("documents", {})), chunks=len(self.chunks),
-                                  embedder=self.manifest.get("embedder", "?"), mode=L[mode])
+                                  embedder=self.manifest.get("embedder", "?"), retrieval=retrieval, mode=L[mode])
+
+
+def retrieval_text(pipeline: Any, lang: str) -> str:
+    """lexical-only / embedding N% / hybrid, as the status line says it."""
+    L = LABELS[lang]
+    progress = pipeline.embedding_progress()
+    if progress is not None:
+        done, total = progress
+        return L["embedding"].format(pct=int(100 * done / total) if total else 0)
+    return L[pipeline.retriever.index.retrieval]
 
 
 # ---------------------------------------------------------------- rendering (pure functions)
@@ -274,7 +303,26 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     """What the `ask` API returns."""
     d = asdict(answer)
     return {key: d[key] for key in ("question", "answer", "abstained", "citations", "figures", "mode",
-                                    "timings", "notes", "passages")}
+                                    "retrieval", "timings", "notes", "passages")}
+
+
+def documents_rows(docs: list[Any], lang: str) -> list[list[Any]]:
+    """The documents table: one row per indexed document."""
+    L = LABELS[lang]
+    return [[d.name, d.title, d.district, d.year or "", d.kind, d.chunks, d.added.replace("T", " ")[:16],
+             L["upload_src" if d.uploaded else "base_src"]] for d in docs]
+
+
+def render_add_report(report: Any, lang: str) -> str:
+    """What an upload did, escaped: added, replaced, and each refused file with its reason."""
+    L = LABELS[lang]
+    lines = []
+    if report.added:
+        lines.append(f'<p class="gr-ok">{esc(L["added"].format(names="、".join(report.added)))}</p>')
+    if report.replaced:
+        lines.append(f'<p class="gr-ok">{esc(L["replaced"].format(names="、".join(report.replaced)))}</p>')
+    lines += [f'<p class="gr-bad">{esc(L["skipped"].format(why=why))}</p>' for why in report.skipped]
+    return "".join(lines)
 
 
 # ---------------------------------------------------------------- the app
@@ -295,26 +343,64 @@ def parse_filters(doc: str = "", district: str = "", year: str | int = "", filte
     return {k: v for k, v in out.items() if v not in (None, "", [])}
 
 
-def build_app(pipeline_or_factory: Any, settings: Settings) -> gr.Blocks:
-    """The chat UI and the `ask` API over a Pipeline (or a factory that builds one, run in the background)."""
-    holder = PipelineHolder(pipeline_or_factory, settings.index_dir)
-    llm_slots = threading.BoundedSemaphore(LLM_SLOTS)
-    corpus_cache: list[Corpus] = []
-    modes = ["extractive", "llm"] if settings.llm_configured else ["extractive"]
+# ---------------------------------------------------------------- state shared by the parts of the page
 
-    def corpus(timeout: float | None = None) -> Corpus:
-        pipeline = holder.get(timeout)
-        if not corpus_cache:
-            corpus_cache.append(Corpus(pipeline))
-        return corpus_cache[0]
+@dataclass
+class AppState:
+    """What every part of the page shares: the pipeline (maybe still loading), the settings, the
+    facts shown about the index (rebuilt when the index changes), the LLM slots, and whether
+    adding or removing documents needs a signed-in user."""
 
-    def run(question: str, k: int | None, filters: dict[str, Any], use_llm: bool) -> Iterator[str | Answer]:
+    holder: PipelineHolder
+    settings: Settings
+    require_login: bool
+    modes: list[str]
+    llm_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(LLM_SLOTS))
+    _corpus: Corpus | None = None
+
+    def corpus_if_ready(self) -> Corpus | None:
+        """The facts about the index when the pipeline is loaded, else None (no waiting)."""
+        try:
+            return self.corpus(0) if self.holder.ready else None
+        except GovragError:
+            return None
+
+    def corpus(self, timeout: float | None = None) -> Corpus:
+        pipeline = self.holder.get(timeout)
+        if self._corpus is None or self._corpus.version != pipeline.retriever.index.dir:
+            self._corpus = Corpus(pipeline)
+        return self._corpus
+
+    def status(self, lang: str, mode: str) -> str:
+        """The status line, escaped: loading, or the index, its retrieval mode and the answer mode."""
+        if not self.holder.ready:
+            return esc(self.holder.loading_text(lang))
+        try:
+            return esc(self.corpus().status(lang, mode, retrieval_text(self.holder.get(), lang)))
+        except GovragError as exc:
+            return esc(LABELS[lang]["failed"].format(error=exc))
+
+    def settled(self) -> bool:
+        """True when nothing is loading or embedding (the status line need not be polled)."""
+        if not self.holder.ready:
+            return False
+        try:
+            return self.holder.get().embedding_progress() is None
+        except GovragError:
+            return True
+
+    def check_writer(self, request: gr.Request | None, lang: str = "en") -> None:
+        """With GOVRAG_AUTH set, only a signed-in user may add or remove documents."""
+        if self.require_login and not getattr(request, "username", None):
+            raise gr.Error(LABELS[lang]["login"])
+
+    def run(self, question: str, k: int | None, filters: dict[str, Any], use_llm: bool) -> Iterator[str | Answer]:
         """Partial answer texts (LLM streaming), then the Answer."""
-        pipeline = holder.get()
+        pipeline = self.holder.get()
         if not use_llm:
             yield pipeline.ask(question, k=k, filters=filters)
             return
-        if not llm_slots.acquire(timeout=settings.llm_timeout):
+        if not self.llm_slots.acquire(timeout=self.settings.llm_timeout):
             answer = pipeline.ask(question, k=k, filters=filters)
             answer.notes.append(LABELS["en"]["busy"])
             yield answer
@@ -328,7 +414,7 @@ def build_app(pipeline_or_factory: Any, settings: Settings) -> gr.Blocks:
             except BaseException as exc:  # noqa: BLE001 - re-raised in the request thread
                 result["error"] = exc
             finally:
-                llm_slots.release()
+                self.llm_slots.release()
                 tokens.put(None)
 
         threading.Thread(target=work, daemon=True).start()
@@ -340,6 +426,86 @@ def build_app(pipeline_or_factory: Any, settings: Settings) -> gr.Blocks:
             raise result["error"]
         yield result["answer"]
 
+    def answer(self, question: str, k: int | None, filters: dict[str, Any], use_llm: bool) -> Answer:
+        """The final Answer of `run`."""
+        answer = None
+        for part in self.run(question, k, filters, use_llm):
+            answer = part if isinstance(part, Answer) else answer
+        assert answer is not None
+        return answer
+
+
+# ---------------------------------------------------------------- the header (title, language, status)
+
+@dataclass
+class Header:
+    title: Any
+    lang: Any
+    status: Any
+    timer: Any
+
+
+def build_header(state: AppState) -> Header:
+    L = LABELS["zh"]
+    with gr.Row(equal_height=True):
+        title = gr.Markdown(L["title"])
+        lang = gr.Radio([("中文", "zh"), ("English", "en")], value="zh", label=L["lang"], scale=0, min_width=260,
+                        elem_id="gr-lang")
+    status = gr.HTML(esc(state.holder.loading_text("zh")), elem_id="gr-status")
+    return Header(title, lang, status, gr.Timer(1.0, active=True))
+
+
+# ---------------------------------------------------------------- the chat tab
+
+@dataclass
+class Chat:
+    chatbot: Any
+    box: Any
+    send: Any
+    clear: Any
+    examples: Any
+    accordion: Any
+    k: Any
+    mode: Any
+    doc: Any
+    district: Any
+    year: Any
+    sources_title: Any
+    sources: Any
+    last: Any
+
+
+def chat_layout(state: AppState) -> Chat:
+    """The chat tab's components: chat, question box, examples, retrieval settings, sources."""
+    L = LABELS["zh"]
+    with gr.Row():
+        with gr.Column(scale=5):
+            chatbot = gr.Chatbot(label=L["chat"], height=400, elem_id="gr-chat", buttons=["copy"],
+                                 feedback_options=None)
+            with gr.Row(equal_height=True):
+                box = gr.Textbox(label=L["question"], placeholder=L["placeholder"], scale=5, lines=1, max_lines=4,
+                                 elem_id="gr-question", autofocus=True, show_label=False, container=False)
+                send = gr.Button(L["send"], variant="primary", scale=1, elem_id="gr-send")
+                clear = gr.Button(L["clear"], scale=0, min_width=80)
+            examples = gr.Dataset(label=L["examples"], components=[box], samples=[], elem_id="gr-examples")
+            with gr.Accordion(L["settings"], open=True) as accordion:
+                with gr.Row():
+                    k = gr.Slider(1, 20, value=state.settings.k, step=1, label=L["k"])
+                    mode = gr.Radio([(L[m], m) for m in state.modes], value="extractive", label=L["mode"])
+                with gr.Row():
+                    doc = gr.Dropdown([(L["all"], "")], value="", label=L["doc"])
+                    district = gr.Dropdown([(L["all"], "")], value="", label=L["district"])
+                    year = gr.Dropdown([(L["all"], "")], value="", label=L["year"])
+        with gr.Column(scale=4):
+            sources_title = gr.Markdown(L["sources"])
+            sources = gr.HTML(render_sources(None, {}, "zh"), elem_id="gr-sources")
+    return Chat(chatbot, box, send, clear, examples, accordion, k, mode, doc, district, year, sources_title,
+                sources, gr.State(None))
+
+
+def make_respond(state: AppState) -> Callable[..., Iterator[tuple]]:
+    """The chat's answer handler: the question at once, streamed text, then answer and sources."""
+
     def respond(message: str, history: list, k: float, doc: str, district: str, year: str, mode: str,
                 lang: str) -> Iterator[tuple]:
         L = LABELS[lang]
@@ -347,122 +513,257 @@ def build_app(pipeline_or_factory: Any, settings: Settings) -> gr.Blocks:
         if not question:
             raise gr.Error(L["empty"])
         history = list(history or []) + [{"role": "user", "content": esc_md(question)},
-                                         {"role": "assistant", "content": "…" if holder.ready else L["wait"]}]
+                                         {"role": "assistant", "content": "…" if state.holder.ready else L["wait"]}]
         yield history, gr.skip(), "", gr.skip(), gr.skip()
         try:
             answer = None
-            for part in run(question, int(k), parse_filters(doc, district, year), mode == "llm"):
+            for part in state.run(question, int(k), parse_filters(doc, district, year), mode == "llm"):
                 if isinstance(part, Answer):
                     answer = part
                 else:
                     history[-1] = {"role": "assistant", "content": esc_md(part) + " ▌"}
                     yield history, gr.skip(), "", gr.skip(), gr.skip()
             assert answer is not None
-            c = corpus()
+            c = state.corpus()
             history[-1] = {"role": "assistant", "content": render_message(answer)}
-            status = esc(c.status(lang, answer.mode) + L["took"].format(s=answer.timings.get("total_ms", 0) / 1000))
-            yield history, render_sources(answer, c.chunks, lang), "", status, answer
+            took = L["took"].format(s=answer.timings.get("total_ms", 0) / 1000)
+            yield history, render_sources(answer, c.chunks, lang), "", state.status(lang, answer.mode) + took, answer
         except GovragError as exc:
             history[-1] = {"role": "assistant", "content": esc_md(L["error"].format(error=exc))}
             yield history, gr.skip(), "", gr.skip(), gr.skip()
 
-    def api_ask(question: str, k: int = 0, doc: str = "", district: str = "", year: str = "",
-                filters: str = "", llm: bool = False) -> dict:
+    return respond
+
+
+def build_chat_tab(state: AppState, header: Header) -> Chat:
+    """The chat tab and its events (answering, examples, clearing)."""
+    chat = chat_layout(state)
+    respond = make_respond(state)
+    inputs = [chat.box, chat.chatbot, chat.k, chat.doc, chat.district, chat.year, chat.mode, header.lang]
+    outputs = [chat.chatbot, chat.sources, chat.box, header.status, chat.last]
+    for trigger in (chat.box.submit, chat.send.click):
+        trigger(respond, inputs, outputs, api_visibility="undocumented", concurrency_id="answer",
+                show_progress="minimal")
+    chat.examples.click(lambda sample: sample[0] if isinstance(sample, list) else sample, chat.examples, chat.box,
+                        api_visibility="private", queue=False).then(
+        respond, inputs, outputs, api_visibility="private", concurrency_id="answer", show_progress="minimal")
+    chat.clear.click(lambda lang_: ([], render_sources(None, {}, lang_), None), header.lang,
+                     [chat.chatbot, chat.sources, chat.last], api_visibility="private", queue=False)
+    chat.mode.change(state.status, [header.lang, chat.mode], header.status, api_visibility="private", queue=False)
+    return chat
+
+
+def chat_choices(c: Corpus | None, lang: str) -> tuple:
+    """The document / district / year dropdowns for an index."""
+    every = [(LABELS[lang]["all"], "")]
+    return (gr.Dropdown(choices=every + (c.docs if c else [])),
+            gr.Dropdown(choices=every + [(d, d) for d in (c.districts if c else [])]),
+            gr.Dropdown(choices=every + [(y, y) for y in (c.years if c else [])]))
+
+
+def relabel_chat(state: AppState, chat: Chat, lang: str, mode: str, last: Answer | None) -> list:
+    """The chat tab's labels in `lang` (in the order of `chat_outputs`)."""
+    L = LABELS[lang]
+    c = state.corpus_if_ready()
+    doc, district, year = chat_choices(c, lang)
+    return [gr.Chatbot(label=L["chat"]), gr.Textbox(label=L["question"], placeholder=L["placeholder"]),
+            gr.Button(value=L["send"]), gr.Button(value=L["clear"]), gr.Dataset(label=L["examples"]),
+            gr.Accordion(label=L["settings"]), gr.Slider(label=L["k"]),
+            gr.Radio(label=L["mode"], choices=[(L[m], m) for m in state.modes]),
+            gr.Dropdown(label=L["doc"], choices=doc.choices), gr.Dropdown(label=L["district"], choices=district.choices),
+            gr.Dropdown(label=L["year"], choices=year.choices), L["sources"],
+            render_sources(last, c.chunks if c else {}, lang)]
+
+
+def chat_outputs(chat: Chat) -> list:
+    return [chat.chatbot, chat.box, chat.send, chat.clear, chat.examples, chat.accordion, chat.k, chat.mode, chat.doc,
+            chat.district, chat.year, chat.sources_title, chat.sources]
+
+
+# ---------------------------------------------------------------- the documents tab
+
+@dataclass
+class Docs:
+    files: Any
+    add: Any
+    result: Any
+    heading: Any
+    table: Any
+    pick: Any
+    remove: Any
+
+
+def docs_layout() -> Docs:
+    L = LABELS["zh"]
+    with gr.Row():
+        with gr.Column(scale=3):
+            files = gr.File(label=L["upload"], file_count="multiple", elem_id="gr-upload")
+            add = gr.Button(L["add"], variant="primary", elem_id="gr-add")
+            result = gr.HTML("", elem_id="gr-add-result")
+        with gr.Column(scale=2):
+            pick = gr.Dropdown([], value=None, label=L["remove_doc"], elem_id="gr-remove-doc")
+            remove = gr.Button(L["remove"], variant="stop", elem_id="gr-remove")
+    heading = gr.Markdown(L["indexed"])
+    table = gr.Dataframe(headers=L["columns"].split("|"), value=[], interactive=False, wrap=True, elem_id="gr-docs")
+    return Docs(files, add, result, heading, table, pick, remove)
+
+
+def docs_view(state: AppState, lang: str) -> tuple:
+    """(table, remove dropdown) for the live index."""
+    docs = state.holder.get().documents()
+    return (gr.Dataframe(value=documents_rows(docs, lang), headers=LABELS[lang]["columns"].split("|")),
+            gr.Dropdown(choices=[(f"{d.title[:30]} ({d.name})", d.name) for d in docs], value=None))
+
+
+def build_docs_tab(state: AppState, header: Header) -> Docs:
+    """Upload several files, list the indexed documents, remove one."""
+    docs = docs_layout()
+
+    def add(files: list | None, lang: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple:
+        L = LABELS[lang]
+        state.check_writer(request, lang)
+        paths = [f if isinstance(f, str) else f.name for f in files or []]
+        if not paths:
+            raise gr.Error(L["no_files"])
+
+        def step(i: int, n: int, name: str) -> None:
+            progress((i, n), desc=L["adding"].format(name=name) if name else L["indexing"])
+
+        report = state.holder.get().add_documents(paths, [Path(p).name for p in paths], step)
+        return (render_add_report(report, lang), *docs_view(state, lang), None, gr.Timer(active=True))
+
+    def remove(name: str | None, lang: str, request: gr.Request) -> tuple:
+        L = LABELS[lang]
+        state.check_writer(request, lang)
+        if not name:
+            raise gr.Error(L["pick_doc"])
+        try:
+            state.holder.get().remove_document(name)
+        except GovragError as exc:
+            raise gr.Error(str(exc)) from exc
+        return (f'<p class="gr-ok">{esc(L["removed"].format(name=name))}</p>', *docs_view(state, lang),
+                gr.Timer(active=True))
+
+    docs.add.click(add, [docs.files, header.lang], [docs.result, docs.table, docs.pick, docs.files, header.timer],
+                   api_visibility="private", concurrency_id="documents", concurrency_limit=1)
+    docs.remove.click(remove, [docs.pick, header.lang], [docs.result, docs.table, docs.pick, header.timer],
+                      api_visibility="private", concurrency_id="documents", concurrency_limit=1)
+    return docs
+
+
+def relabel_docs(state: AppState, lang: str) -> list:
+    """The documents tab's labels in `lang` (in the order of `docs_outputs`)."""
+    L = LABELS[lang]
+    table = docs_view(state, lang)[0] if state.holder.ready else gr.Dataframe(headers=L["columns"].split("|"))
+    return [gr.File(label=L["upload"]), gr.Button(value=L["add"]), L["indexed"], table,
+            gr.Dropdown(label=L["remove_doc"]), gr.Button(value=L["remove"])]
+
+
+def docs_outputs(docs: Docs) -> list:
+    return [docs.files, docs.add, docs.heading, docs.table, docs.pick, docs.remove]
+
+
+# ---------------------------------------------------------------- the API (gradio_client)
+
+def build_api(state: AppState) -> None:
+    """Endpoints for programs: ask, documents, add_documents, remove_document."""
+
+    def ask(question: str, k: int = 0, doc: str = "", district: str = "", year: str = "", filters: str = "",
+            llm: bool = False) -> dict:
         """Answer one question with citations. k: passages (0 = default); doc/district/year or
         filters (a JSON object, e.g. {"year": 2022}) narrow the search; llm: use the LLM if configured."""
         if not (question or "").strip():
             raise gr.Error("the question is empty")
         try:
-            answer = None
-            for part in run(question, int(k) or None, parse_filters(doc, district, year, filters), bool(llm)):
-                answer = part if isinstance(part, Answer) else answer
-            return answer_json(answer)
+            return answer_json(state.answer(question, int(k) or None, parse_filters(doc, district, year, filters),
+                                             bool(llm)))
         except GovragError as exc:
             raise gr.Error(str(exc)) from exc
 
-    def on_load(lang: str, mode: str, progress: gr.Progress = gr.Progress()) -> Iterator[tuple]:
-        """Wait for the pipeline (showing build progress), then fill choices, examples and status."""
-        while not holder.ready:
-            frac, text = holder.progress(lang)
-            progress(frac, desc=text)
-            yield (gr.skip(),) * 4 + (esc(text),)
-            time.sleep(0.5)
+    def documents() -> list[dict]:
+        """Every indexed document: name, title, district, year, kind, chunks, added, uploaded."""
+        return [asdict(d) for d in state.holder.get().documents()]
+
+    def add_documents(files: list | None, request: gr.Request) -> dict:
+        """Add files; returns added, replaced, skipped (one reason per refused file) and retrieval."""
+        state.check_writer(request)
+        paths = [f if isinstance(f, str) else f.name for f in files or []]
+        if not paths:
+            raise gr.Error("no files given")
+        pipeline = state.holder.get()
+        report = pipeline.add_documents(paths, [Path(p).name for p in paths])
+        return {**asdict(report), "retrieval": pipeline.retriever.index.retrieval}
+
+    def remove_document(name: str, request: gr.Request) -> dict:
+        """Remove one document by file name; returns the documents left."""
+        state.check_writer(request)
         try:
-            c = corpus()
+            state.holder.get().remove_document(name)
         except GovragError as exc:
-            yield (gr.skip(),) * 4 + (esc(LABELS[lang]["failed"].format(error=exc)),)
+            raise gr.Error(str(exc)) from exc
+        return {"removed": name, "documents": documents()}
+
+    gr.api(ask, api_name="ask", concurrency_id="answer")
+    gr.api(documents, api_name="documents", concurrency_id="answer")
+    gr.api(remove_document, api_name="remove_document", concurrency_id="documents", concurrency_limit=1)
+    with gr.Row(visible=False):  # files need a File component to arrive as uploads
+        files, out, trigger = gr.File(file_count="multiple"), gr.JSON(), gr.Button()
+    trigger.click(add_documents, files, out, api_name="add_documents", concurrency_id="documents",
+                  concurrency_limit=1)
+
+
+# ---------------------------------------------------------------- the page
+
+def wire_page(state: AppState, demo: gr.Blocks, header: Header, tabs: list, chat: Chat, docs: Docs) -> None:
+    """Loading (progress, then choices and examples), the status line's polling, the language."""
+
+    def on_load(lang: str, mode: str) -> Iterator[tuple]:
+        while not state.holder.ready:
+            yield (gr.skip(),) * 6 + (state.status(lang, mode),)
+            state.holder.wait(0.5)
+        try:
+            c = state.corpus()
+        except GovragError:
+            yield (gr.skip(),) * 6 + (state.status(lang, mode),)
             return
-        yield (*choices(c, lang), gr.Dataset(samples=[[q] for q in c.examples]), esc(c.status(lang, mode)))
+        yield (*chat_choices(c, lang), gr.Dataset(samples=[[q] for q in c.examples]), *docs_view(state, lang),
+               state.status(lang, mode))
 
-    def choices(c: Corpus, lang: str) -> tuple:
-        every = [(LABELS[lang]["all"], "")]
-        return (gr.Dropdown(choices=every + c.docs), gr.Dropdown(choices=every + [(d, d) for d in c.districts]),
-                gr.Dropdown(choices=every + [(y, y) for y in c.years]))
+    def tick(lang: str, mode: str) -> tuple:
+        return state.status(lang, mode), gr.Timer(active=not state.settled())
 
-    def relabel(lang: str, mode: str, last: Answer | None) -> tuple:
+    def relabel(lang: str, mode: str, last: Answer | None) -> list:
         L = LABELS[lang]
-        c = corpus_cache[0] if corpus_cache else None
-        every = [(L["all"], "")]
-        return (L["title"], gr.Radio(label=L["lang"]), gr.Chatbot(label=L["chat"]),
-                gr.Textbox(label=L["question"], placeholder=L["placeholder"]), gr.Button(value=L["send"]),
-                gr.Button(value=L["clear"]), gr.Dataset(label=L["examples"]), gr.Accordion(label=L["settings"]),
-                gr.Slider(label=L["k"]), gr.Radio(label=L["mode"], choices=[(L[m], m) for m in modes]),
-                gr.Dropdown(label=L["doc"], choices=every + (c.docs if c else [])),
-                gr.Dropdown(label=L["district"], choices=every + [(d, d) for d in (c.districts if c else [])]),
-                gr.Dropdown(label=L["year"], choices=every + [(y, y) for y in (c.years if c else [])]),
-                L["sources"], render_sources(last, c.chunks if c else {}, lang),
-                esc(c.status(lang, mode)) if c else gr.skip())
+        return ([L["title"], gr.Radio(label=L["lang"]), gr.Tab(label=L["chat"]), gr.Tab(label=L["docs_tab"])]
+                + relabel_chat(state, chat, lang, mode, last) + relabel_docs(state, lang) + [state.status(lang, mode)])
 
-    L = LABELS["zh"]
+    demo.load(on_load, [header.lang, chat.mode],
+              [chat.doc, chat.district, chat.year, chat.examples, docs.table, docs.pick, header.status],
+              api_visibility="private", concurrency_limit=None, show_progress_on=[header.status])
+    header.timer.tick(tick, [header.lang, chat.mode], [header.status, header.timer], api_visibility="private",
+                      queue=False, show_progress="hidden")
+    header.lang.change(relabel, [header.lang, chat.mode, chat.last],
+                       [header.title, header.lang, *tabs] + chat_outputs(chat) + docs_outputs(docs) + [header.status],
+                       api_visibility="private", queue=False)
+
+
+def build_app(pipeline_or_factory: Any, settings: Settings, require_login: bool | None = None) -> gr.Blocks:
+    """The chat and documents tabs and the API over a Pipeline (or a factory that builds one, run
+    in the background). `require_login` (default: GOVRAG_AUTH is set) limits adding and
+    removing documents to signed-in users."""
+    if require_login is None:
+        require_login = bool(os.environ.get("GOVRAG_AUTH"))
+    modes = ["extractive", "llm"] if settings.llm_configured else ["extractive"]
+    state = AppState(PipelineHolder(pipeline_or_factory, settings.index_dir), settings, require_login, modes)
     with gr.Blocks(title="govrag", analytics_enabled=False) as demo:
-        with gr.Row(equal_height=True):
-            title = gr.Markdown(L["title"])
-            lang = gr.Radio([("中文", "zh"), ("English", "en")], value="zh", label=L["lang"], scale=0, min_width=260,
-                            elem_id="gr-lang")
-        status = gr.HTML(esc(L["building" if holder.building else "loading"]), elem_id="gr-status")
-        with gr.Row():
-            with gr.Column(scale=5):
-                chatbot = gr.Chatbot(label=L["chat"], height=400, elem_id="gr-chat", buttons=["copy"],
-                                     feedback_options=None)
-                with gr.Row(equal_height=True):
-                    box = gr.Textbox(label=L["question"], placeholder=L["placeholder"], scale=5, lines=1,
-                                     max_lines=4, elem_id="gr-question", autofocus=True, show_label=False,
-                                     container=False)
-                    send = gr.Button(L["send"], variant="primary", scale=1, elem_id="gr-send")
-                    clear = gr.Button(L["clear"], scale=0, min_width=80)
-                examples = gr.Dataset(label=L["examples"], components=[box], samples=[], elem_id="gr-examples")
-                with gr.Accordion(L["settings"], open=True) as acc:
-                    with gr.Row():
-                        k = gr.Slider(1, 20, value=settings.k, step=1, label=L["k"])
-                        mode = gr.Radio([(L[m], m) for m in modes], value="extractive", label=L["mode"])
-                    with gr.Row():
-                        doc = gr.Dropdown([(L["all"], "")], value="", label=L["doc"])
-                        district = gr.Dropdown([(L["all"], "")], value="", label=L["district"])
-                        year = gr.Dropdown([(L["all"], "")], value="", label=L["year"])
-            with gr.Column(scale=4):
-                sources_title = gr.Markdown(L["sources"])
-                sources = gr.HTML(render_sources(None, {}, "zh"), elem_id="gr-sources")
-        last = gr.State(None)
-
-        ask_inputs = [box, chatbot, k, doc, district, year, mode, lang]
-        ask_outputs = [chatbot, sources, box, status, last]
-        for trigger in (box.submit, send.click):
-            trigger(respond, ask_inputs, ask_outputs, api_visibility="undocumented", concurrency_id="answer",
-                    show_progress="minimal")
-        examples.click(lambda sample: sample[0] if isinstance(sample, list) else sample, examples, box,
-                       api_visibility="private", queue=False).then(
-            respond, ask_inputs, ask_outputs, api_visibility="private", concurrency_id="answer",
-            show_progress="minimal")
-        clear.click(lambda lang_: ([], render_sources(None, {}, lang_), None), lang, [chatbot, sources, last],
-                    api_visibility="private", queue=False)
-        lang.change(relabel, [lang, mode, last],
-                    [title, lang, chatbot, box, send, clear, examples, acc, k, mode, doc, district, year,
-                     sources_title, sources, status], api_visibility="private", queue=False)
-        mode.change(lambda lang_, m: esc(corpus_cache[0].status(lang_, m)) if corpus_cache else gr.skip(),
-                    [lang, mode], status, api_visibility="private", queue=False)
-        demo.load(on_load, [lang, mode], [doc, district, year, examples, status], api_visibility="private",
-                  concurrency_limit=None, show_progress_on=[status])
-        gr.api(api_ask, api_name="ask", concurrency_id="answer")
+        header = build_header(state)
+        with gr.Tabs():
+            with gr.Tab(LABELS["zh"]["chat"], id="chat", elem_id="gr-tab-chat") as chat_tab:
+                chat = build_chat_tab(state, header)
+            with gr.Tab(LABELS["zh"]["docs_tab"], id="docs", elem_id="gr-tab-docs") as docs_tab:
+                docs = build_docs_tab(state, header)
+        wire_page(state, demo, header, [chat_tab, docs_tab], chat, docs)
+        build_api(state)
     return demo
 
 
@@ -481,24 +782,29 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: tup
     """Queue (bounded concurrency) and start the server with the app's theme and CSS."""
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo.launch(server_name=host, server_port=port, auth=auth, theme=THEME, css=CSS, ssr_mode=False,
-                       footer_links=["api"], **kwargs)
+                       footer_links=["api"], max_file_size=MAX_REQUEST_FILE, **kwargs)
 
 
 def _factory(settings: Settings) -> Callable[[], Any]:
-    """Load the pipeline; first build the index over settings.docs when there is none."""
+    """Bring the lexical index up to date with its documents (build it when there is none), load
+    the pipeline, and start computing the missing vectors in the background."""
 
     def make() -> Any:
-        from rag.index import build_index
+        from rag.library import sync_lexical
         from rag.pipeline import Pipeline
 
         if not (Path(settings.index_dir) / "CURRENT").is_file():
             print(f"govrag: no index at {settings.index_dir}; building it from {settings.docs} "
                   "(the chat is already up and shows progress)", file=sys.stderr, flush=True)
-            print(build_index([settings.docs], settings, progress=True).summary(), file=sys.stderr, flush=True)
+        report = sync_lexical(settings)
+        if report is not None:
+            print(report.summary(), file=sys.stderr, flush=True)
         pipeline = Pipeline.load(settings.index_dir, settings)
         for warm_up in ("政府工作报告", "government work report"):  # load jieba, model, glossary now,
-            pipeline.retriever.search(warm_up, k=1)  # not in the first user's question
-        print(f"govrag: ready ({len(pipeline.retriever.index.chunks)} chunks)", file=sys.stderr, flush=True)
+            pipeline.ask(warm_up, k=1)  # not in the first user's question
+        pipeline.embed_in_background()
+        print(f"govrag: ready ({len(pipeline.retriever.index.chunks)} chunks, "
+              f"{pipeline.retriever.index.retrieval} retrieval)", file=sys.stderr, flush=True)
         return pipeline
 
     return make

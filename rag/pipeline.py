@@ -7,19 +7,22 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+from .config import Settings, load_settings
+from .english import detect_language
+from .grounding import find_figures, same_figure
+from .index import current_version, tokenize
+from .library import AddReport, DenseWorker, DocumentInfo, Uploads, list_documents
+from .models import Answer, Citation, Figure, GovragError, Hit
 from .reader import Reader, is_multi, split_parts
 from .reader.cues import QUESTION_WORDS
 from .reader.render import citation
-from .config import Settings, load_settings
-from .grounding import find_figures, same_figure
-from .index import tokenize
-from .models import Answer, Citation, Figure, GovragError, Hit
-from .english import detect_language
 from .retriever import Query, Retriever, understand_part
 from .tables import TableAnswerer, parse, task_filter
 
@@ -81,10 +84,18 @@ class Pipeline:
     """The one object the CLI, the app and other programs use."""
 
     def __init__(self, retriever: Retriever, settings: Settings) -> None:
-        self.retriever = retriever
         self.settings = settings
+        self._use(retriever)
+        self._reload_lock = threading.Lock()
+        self._documents_lock = threading.Lock()  # one add or remove at a time
+        self._worker: DenseWorker | None = None
+
+    def _use(self, retriever: Retriever) -> None:
+        """Answer from this retriever's index from now on (questions in flight finish on the old)."""
+        s = self.settings
         self.reader = Reader(retriever.index.idf, "\n".join(c.text for c in retriever.index.chunks),
-                             retriever.understand, threshold=settings.abstain_threshold)
+                             retriever.understand, threshold=s.abstain_threshold)
+        self.retriever = retriever
 
     @classmethod
     def load(cls, index_dir: str | Path | None = None, settings: Settings | None = None) -> "Pipeline":
@@ -118,6 +129,7 @@ class Pipeline:
         table = self._table_answer(q, filters, timings)
         if table is not None:  # a question over a whole task table: counted from the records
             table.timings = {**timings, "total_ms": round((time.perf_counter() - started) * 1000, 2)}
+            table.retrieval = self.retriever.retrieval(channels)
             return table, [Hit(self.retriever.index.chunk(c.chunk_id), 1.0) for c in table.citations]
         hits, k = self.retrieve(q, k, filters, channels, timings, fusion)
         t0 = time.perf_counter()
@@ -130,6 +142,7 @@ class Pipeline:
                 on_token(answer.answer)
         timings["answer_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         finish(answer, hits, timings, started)
+        answer.retrieval = self.retriever.retrieval(channels)
         answer.notes = notes + answer.notes + [f"translation: {q.translation}"] * (q.lang == "en")
         return answer, hits
 
@@ -168,6 +181,69 @@ class Pipeline:
         table = self.retriever.index.tasks
         f, _ = task_filter(table, self.retriever.terms, **kwargs)
         return table.select(f)
+
+    # ---------------------------------------------------------------- the documents behind the index
+
+    @property
+    def index_settings(self) -> Settings:
+        """The settings with index_dir set to the folder this pipeline's index lives in."""
+        return replace(self.settings, index_dir=str(self.retriever.index.dir.parent))
+
+    def reload(self) -> bool:
+        """Switch to the live version on disk when it changed (documents added or removed,
+        vectors switched in); True when it did."""
+        with self._reload_lock:
+            index_dir = self.retriever.index.dir.parent
+            if current_version(index_dir) in (None, self.retriever.index.dir.name):
+                return False
+            self._use(Retriever.load(index_dir, self.settings))
+            return True
+
+    def documents(self) -> list[DocumentInfo]:
+        """Every indexed document: title, district, year, kind, chunk count, when it was added."""
+        return list_documents(self.retriever.index, self.settings.uploads_dir)
+
+    def add_documents(self, paths: list[str | Path], names: list[str] | None = None,
+                      on_progress: Callable[[int, int, str], None] | None = None) -> AddReport:
+        """Add files (kept in settings.uploads_dir): answerable by BM25 when this returns, by
+        both channels once their vectors are computed in the background. Refused or unreadable
+        files are listed in the report's `skipped`; the others go in."""
+        with self._documents_lock:
+            report = Uploads(self.index_settings).add(self.retriever.index, paths, names, on_progress)
+            if report.added or report.replaced:
+                self.reload()
+        if report.added or report.replaced:
+            self.embed_in_background()
+        return report
+
+    def remove_document(self, name: str) -> None:
+        """Take one document out of the index (an uploaded file is deleted too)."""
+        with self._documents_lock:
+            Uploads(self.index_settings).remove(self.retriever.index, name)
+            self.reload()
+        self.embed_in_background()
+
+    def embed_in_background(self) -> None:
+        """Compute the vectors the index lacks in a background thread, then switch to hybrid."""
+        if self.retriever.index.retrieval == "hybrid":
+            return
+        if self._worker is None:
+            self._worker = DenseWorker(self.index_settings, self.reload)
+        self._worker.kick()
+
+    def wait_for_vectors(self, timeout: float | None = None) -> bool:
+        """Compute the missing vectors in the background (if not under way) and wait for them;
+        True when the pipeline is hybrid."""
+        self.embed_in_background()
+        if self._worker is not None:
+            self._worker.wait(timeout)
+        self.reload()
+        return self.retriever.index.retrieval == "hybrid"
+
+    def embedding_progress(self) -> tuple[int, int] | None:
+        """(texts embedded, texts to embed) while the background embedding runs, else None."""
+        w = self._worker
+        return (w.done, w.total) if w is not None and not w.wait(0) else None
 
     def _translate(self, text: str, notes: list[str], timings: dict[str, float]) -> str | None:
         from .llm import translate_query

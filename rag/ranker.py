@@ -99,16 +99,20 @@ def features(q: Any, positions: list[int], ch: Channels, chunks: list[Chunk], id
 
 
 class RankerModel:
-    """The fitted trees over FEATURES and the languages the dense channel is used for."""
+    """The fitted trees over FEATURES (one forest for both channels, one for BM25 alone: a
+    lexical-only index, or a language the dense channel does not pay for) and the languages the
+    dense channel is used for."""
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.data = data
         self.forest = Forest.from_json(data["trees"])
+        self.lexical = Forest.from_json(data["lexical_trees"])
         self.dense_langs = set(data.get("dense_langs", ["zh", "en"]))
         self.doc_kinds = set(data.get("doc_kinds", DOC_KINDS))
 
-    def scores(self, X: np.ndarray) -> np.ndarray:
-        return self.forest.scores(X)
+    def scores(self, X: np.ndarray, dense: bool) -> np.ndarray:
+        """Ranking scores of the candidates' features (`dense`: the dense channel ran)."""
+        return (self.forest if dense else self.lexical).scores(X)
 
     def fits(self, chunks: list[Chunk]) -> bool:
         """True when most of the index is of the kinds of documents the ranker was fitted on."""

@@ -16,9 +16,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document as LCDocument
-from langchain_core.retrievers import BaseRetriever
 
 from .config import Settings, load_settings
 from .documents import DISTRICTS
@@ -189,13 +186,18 @@ class Retriever:
     def _channels(self, q: Query, n: int, channels: tuple[str, ...],
                   filters: dict[str, Any] | None = None) -> dict[str, list[tuple[int, float]]]:
         ranked: dict[str, list[tuple[int, float]]] = {}
-        if "dense" in channels:
+        if "dense" in channels and self.index.retrieval == "hybrid":
             # the multilingual encoder takes an English question as it is; its Chinese
             # rendering serves BM25 (encoding it too cost time and gained nothing on the dev set)
             ranked["dense"] = self.index.dense_search(self.embedder.encode([q.text], is_query=True)[0], n, filters)
         if "bm25" in channels and q.bm25_tokens:
             ranked["bm25"] = self.index.bm25_search(q.bm25_tokens, n, filters)
         return ranked
+
+    def retrieval(self, channels: tuple[str, ...] = ("dense", "bm25")) -> str:
+        """Which retrieval a search with these channels does: "hybrid", or "lexical" (BM25 only,
+        also while the index's vectors are still being computed)."""
+        return self.index.retrieval if "dense" in channels else "lexical"
 
     def _weights(self, lang: str) -> dict[str, float]:
         s = self.settings
@@ -280,26 +282,12 @@ class Retriever:
         ch = Channels(channel("bm25"), channel("dense") if any("dense" in ranks[p] for p in positions) else None)
         X = features(q, positions, ch, self.index.chunks, self.index.idf, asked_type(q.text, q.lang),
                      asked_unit(q.text, q.lang), lambda c: contradicts(c, q.years, q.districts, q.doc_years), rrf)
-        scores = ranker.scores(X)
+        scores = ranker.scores(X, ch.dense is not None)
         return sorted(zip(scores.tolist(), positions), key=lambda sp: -sp[0])
 
-    def as_langchain(self, k: int = 5, filters: dict[str, Any] | None = None) -> "GovragRetriever":
-        """This retriever behind LangChain's BaseRetriever interface."""
+    def as_langchain(self, k: int = 5, filters: dict[str, Any] | None = None):
+        """This retriever behind LangChain's BaseRetriever interface (rag.lc_retriever; imported
+        here, not at start-up: LangChain's retriever module takes longer to import than a question)."""
+        from .lc_retriever import GovragRetriever
+
         return GovragRetriever(retriever=self, k=k, filters=filters or {})
-
-
-class GovragRetriever(BaseRetriever):
-    """LangChain adapter: `invoke(question)` -> Documents with chunk metadata and score."""
-
-    retriever: Any
-    k: int = 5
-    filters: dict[str, Any] = {}
-
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[LCDocument]:
-        return [
-            LCDocument(page_content=h.chunk.text, id=h.chunk.id,
-                       metadata={**h.chunk.meta, "id": h.chunk.id, "doc": h.chunk.doc, "kind": h.chunk.kind,
-                                 "heading_path": h.chunk.heading_path, "start": h.chunk.start,
-                                 "end": h.chunk.end, "score": h.score, "channels": h.channels})
-            for h in self.retriever.search(query, k=self.k, filters=self.filters)
-        ]

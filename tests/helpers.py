@@ -18,6 +18,20 @@ SAMPLE_REPORT = (
     "新建学校3所,新增城镇就业8000人。\n"
 )
 
+# A made-up quarterly progress table (three task rows) for the documents tests; written GBK-encoded.
+PROGRESS_TABLE = (
+    "示范区2025年重点工作事项工作进展情况表(第二季度)\n"
+    "发布日期:2025-07-10\n"
+    "序号工作事项2025年具体工作内容和任务目标主办单位完成时限二季度工作进展情况下一步工作计划\n"
+    "1建设智慧灯杆示范路。年内在滨河大道建设智慧灯杆260根。\n"
+    "区城市管理局12月底截至6月底,已完成智慧灯杆安装138根。继续推进剩余灯杆安装。\n"
+    "2新建社区食堂。新建社区食堂14处,覆盖主要街道。\n"
+    "区民政局10月底截至6月底,已建成社区食堂9处,日均就餐1200人次。加快剩余食堂选址建设。\n"
+    "3改造雨污分流管网。完成雨污分流改造管网46公里。\n"
+    "区水务局12月底截至6月底,已完成管网改造27.5公里。加快推进剩余管网施工。\n"
+)
+TABLE_QUESTION = "示范区社区食堂截至6月底已建成多少处?"
+
 
 def serve_app(pipeline, settings):
     """The app (UI + `ask` API) launched in this process on a free 127.0.0.1 port; (demo, url)."""
@@ -30,4 +44,4 @@ def serve_app(pipeline, settings):
     return demo, f"http://127.0.0.1:{port}/"
 
 
-__all__ = ["SAMPLE_REPORT", "free_port", "serve_app"]
+__all__ = ["PROGRESS_TABLE", "SAMPLE_REPORT", "TABLE_QUESTION", "free_port", "serve_app"]

@@ -204,3 +204,88 @@ def test_concurrent_questions_all_answered(client):
     for q, r in zip(questions, results):
         assert r["question"] == q
         assert ("1115" in r["answer"]) if q == QUESTION else ("区科技局" in r["answer"])
+
+
+# ---------------------------------------------------------------- documents through the API (issue 16)
+
+@pytest.fixture
+def small_pipeline(settings, tmp_path):
+    """A Pipeline over one seed document in a temp index with its own uploads folder."""
+    import shutil
+    from dataclasses import replace
+
+    from rag.index import build_index
+    from rag.pipeline import Pipeline
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(next((REPO / "seeds").glob("004_*.txt")), docs)
+    shutil.copytree(settings.cache_dir, tmp_path / "cache")
+    s = replace(settings, index_dir=str(tmp_path / "index"), cache_dir=str(tmp_path / "cache"),
+                uploads_dir=str(tmp_path / "uploads"))
+    build_index([docs], s, progress=False)
+    return Pipeline.load(s.index_dir, s)
+
+
+def _upload_files(tmp_path: Path) -> tuple[Path, Path]:
+    from helpers import PROGRESS_TABLE
+
+    table, exe = tmp_path / "q2_table.txt", tmp_path / "setup.exe"
+    table.write_bytes(PROGRESS_TABLE.encode("gbk"))
+    exe.write_bytes(b"MZ" + bytes(2048))
+    return table, exe
+
+
+def test_documents_api_adds_lists_and_removes(small_pipeline, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from helpers import TABLE_QUESTION
+
+    table, exe = _upload_files(tmp_path)
+    demo, url = serve_app(small_pipeline, small_pipeline.settings)
+    try:
+        client = Client(url, verbose=False)
+        assert [d["name"] for d in client.predict(api_name="/documents")] == ["004_ca1486c1af4b8de3.txt"]
+        added = client.predict([handle_file(str(table)), handle_file(str(exe))], api_name="/add_documents")
+        assert added["added"] == ["q2_table.txt"] and added["replaced"] == []
+        assert added["skipped"] == ["setup.exe: .exe files are not accepted; add .docx .htm .html .md .pdf .txt documents"]
+        listed = {d["name"]: d for d in client.predict(api_name="/documents")}
+        assert listed["q2_table.txt"]["uploaded"] and listed["q2_table.txt"]["chunks"] == 4
+        answer = client.predict(TABLE_QUESTION, api_name="/ask")
+        assert "9处" in answer["answer"] and answer["citations"][0]["doc"] == "q2_table.txt"
+        assert answer["retrieval"] in ("lexical", "hybrid")
+        left = client.predict("q2_table.txt", api_name="/remove_document")
+        assert [d["name"] for d in left["documents"]] == ["004_ca1486c1af4b8de3.txt"]
+        assert "9处" not in client.predict(TABLE_QUESTION, api_name="/ask")["answer"]
+        with pytest.raises(AppError, match="no document named 'q2_table.txt'"):
+            client.predict("q2_table.txt", api_name="/remove_document")
+    finally:
+        demo.close()
+
+
+def test_adding_and_removing_need_a_signed_in_user_when_auth_is_on(small_pipeline, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    table, _ = _upload_files(tmp_path)
+    open_demo = app.build_app(small_pipeline, small_pipeline.settings, require_login=True)
+    port = free_port()
+    app.launch(open_demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)  # (no login configured)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        with pytest.raises(AppError, match="Sign in to add or remove documents"):
+            client.predict([handle_file(str(table))], api_name="/add_documents")
+        with pytest.raises(AppError, match="Sign in"):
+            client.predict("004_ca1486c1af4b8de3.txt", api_name="/remove_document")
+        assert len(client.predict(api_name="/documents")) == 1  # reading stays open; nothing changed
+    finally:
+        open_demo.close()
+    demo = app.build_app(small_pipeline, small_pipeline.settings, require_login=True)
+    port = free_port()
+    app.launch(demo, "127.0.0.1", port, auth=("editor", "s3cret"), prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", auth=("editor", "s3cret"), verbose=False)
+        assert client.predict([handle_file(str(table))], api_name="/add_documents")["added"] == ["q2_table.txt"]
+    finally:
+        demo.close()

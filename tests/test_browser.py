@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -222,8 +223,8 @@ def test_first_start_builds_the_index_with_visible_progress(browser_context, tmp
         page.goto(server.url)
         page.wait_for_selector("#gr-question textarea", timeout=60000)
         seen = page.inner_text("#gr-status")
-        assert "建立索引" in seen or "向量化" in seen or "片段" in seen, seen
-        building = "建立索引" in seen or "向量化" in seen
+        assert "建立关键词索引" in seen or "向量化" in seen or "片段" in seen, seen
+        building = "建立关键词索引" in seen or "向量化" in seen
         ask(page, "潮海街道2020年下半年工作计划完成情况如何?", timeout_ms=300000)
         page.wait_for_selector("#gr-sources .gr-card")
         assert (index / "CURRENT").is_file()
@@ -231,6 +232,78 @@ def test_first_start_builds_the_index_with_visible_progress(browser_context, tmp
         log = server.log.read_text(errors="replace")
         assert "no index at" in log and "indexed 1 documents" in log
         assert building, "the page never showed the build in progress"
+        page.close()
+    finally:
+        server.stop()
+
+
+def _pick_tab(page, label: str) -> None:
+    page.get_by_role("tab", name=label).click()
+
+
+def test_documents_tab_upload_ask_remove_and_refusals(browser_context, settings, tmp_path):
+    """In the documents tab: a 50 MB file and an .exe are refused with clear messages and leave
+    the index as it was; a made-up GBK progress table goes in, a question about one of its rows
+    gets the cited answer in the chat; once it is removed the question no longer finds it."""
+    from helpers import PROGRESS_TABLE, TABLE_QUESTION
+    from rag.index import build_index, current_version
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(next((REPO / "seeds").glob("004_*.txt")), docs)
+    shutil.copytree(settings.cache_dir, tmp_path / "cache")
+    index = tmp_path / "index"
+    env = {"GOVRAG_CACHE_DIR": str(tmp_path / "cache"), "GOVRAG_UPLOADS_DIR": str(tmp_path / "uploads")}
+    build_index([docs], replace(settings, index_dir=str(index), cache_dir=env["GOVRAG_CACHE_DIR"]), progress=False)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "示范区二季度进展表.txt").write_bytes(PROGRESS_TABLE.encode("gbk"))
+    (incoming / "tool.exe").write_bytes(b"MZ" + bytes(4096))
+    with open(incoming / "big.txt", "wb") as f:
+        f.truncate(50 * 2**20)
+    server = Server(index, tmp_path / "app.log", env=env)
+    try:
+        page = open_chat(browser_context, server.url)
+        _pick_tab(page, "文件")
+        page.wait_for_function("() => document.querySelector('#gr-docs').innerText.includes('004_ca1486c1af4b8de3.txt')")
+        version = current_version(index)
+
+        page.set_input_files("#gr-upload input[type=file]", [str(incoming / "big.txt"), str(incoming / "tool.exe")])
+        page.click("#gr-add")
+        page.wait_for_function("() => document.querySelector('#gr-add-result').innerText.includes('未添加')",
+                               timeout=120000)
+        result = page.inner_text("#gr-add-result")
+        assert "big.txt: 50.0 MB is over the 20 MB limit for one document" in result, result
+        assert "tool.exe: .exe files are not accepted" in result, result
+        assert current_version(index) == version and not list((tmp_path / "uploads").glob("*.*"))
+
+        page.set_input_files("#gr-upload input[type=file]", [str(incoming / "示范区二季度进展表.txt")])
+        page.click("#gr-add")
+        page.wait_for_function("() => document.querySelector('#gr-add-result').innerText.includes('已添加')",
+                               timeout=120000)
+        page.wait_for_function("() => document.querySelector('#gr-docs').innerText.includes('示范区二季度进展表.txt')")
+        assert "progress_table" in page.inner_text("#gr-docs")
+
+        _pick_tab(page, "对话")
+        ask(page, TABLE_QUESTION)
+        page.wait_for_selector("#gr-sources mark")
+        assert "9处" in page.locator('[data-testid="bot"]').last.inner_text()
+        assert any("9处" in m for m in page.locator("#gr-sources mark").all_inner_texts())
+        assert "示范区二季度进展表.txt" in page.inner_text("#gr-sources")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "uploaded_table_answer.png"), full_page=True)
+
+        _pick_tab(page, "文件")
+        page.click("#gr-remove-doc input")
+        page.get_by_role("option", name=re.compile("示范区二季度进展表.txt")).click()
+        page.click("#gr-remove")
+        page.wait_for_function("() => document.querySelector('#gr-add-result').innerText.includes('已删除')")
+        assert "示范区二季度进展表.txt" not in page.inner_text("#gr-docs")
+        _pick_tab(page, "对话")
+        ask(page, TABLE_QUESTION)
+        assert "9处" not in page.locator('[data-testid="bot"]').last.inner_text()
+        assert "示范区二季度进展表.txt" not in page.inner_text("#gr-sources")
+        assert not list((tmp_path / "uploads").glob("*.*"))
         page.close()
     finally:
         server.stop()

@@ -13,7 +13,7 @@ import pytest
 
 from rag.chunking import chunk_source
 from rag.documents import load_file
-from rag.index import build_index, load_index, tokenize
+from rag.index import build_index, dense_text, load_index, tokenize
 from rag.models import GovragError
 
 from helpers import SAMPLE_REPORT
@@ -42,7 +42,7 @@ def _view_hashes(index) -> list[str]:
     from embeddings.cache import content_hash
 
     hashes = getattr(index, "view_hashes", None)
-    return list(hashes) if hashes is not None else [content_hash(c.embed_text) for c in index.chunks]
+    return list(hashes) if hashes is not None else [content_hash(dense_text(c)) for c in index.chunks]
 
 
 def _view_rows(index) -> list[int]:
@@ -87,7 +87,7 @@ def test_seed_index_holds_every_chunk_of_every_seed(seed, settings, embedder):
     assert sorted(set(rows)) == list(range(len(seed.chunks)))  # every chunk is embedded
     first_row = {pos: rows.index(pos) for pos in set(rows)}
     for pos, chunk in enumerate(seed.chunks):  # ... at least as a whole
-        assert content_hash(chunk.embed_text) in {h for r, h in zip(rows, hashes) if r == pos}, chunk.id
+        assert content_hash(dense_text(chunk)) in {h for r, h in zip(rows, hashes) if r == pos}, chunk.id
         assert first_row[pos] >= 0
     assert seed.vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(seed.vectors, axis=1), 1.0, atol=1e-4)
@@ -99,17 +99,17 @@ def test_seed_vectors_are_the_embeddings_of_the_chunks(seed, embedder):
     rows, hashes = _view_rows(seed), _view_hashes(seed)
     by_doc = {}
     for pos, c in enumerate(seed.chunks):  # the shortest chunk of each document (fast to encode)
-        if c.doc not in by_doc or len(c.embed_text) < len(seed.chunks[by_doc[c.doc]].embed_text):
+        if c.doc not in by_doc or len(c.text) < len(seed.chunks[by_doc[c.doc]].text):
             by_doc[c.doc] = pos
     for pos in by_doc.values():
-        text = seed.chunks[pos].embed_text
+        text = dense_text(seed.chunks[pos])
         row = next(i for i, (r, h) in enumerate(zip(rows, hashes)) if r == pos and h == content_hash(text))
         assert np.allclose(embedder.encode([text])[0], seed.vectors[row], atol=1e-4)
 
 
 def test_dense_and_bm25_find_a_chunk_by_itself(seed, embedder):
     pos = next(i for i, c in enumerate(seed.chunks) if "61271户" in c.text)
-    query = embedder.encode([seed.chunks[pos].embed_text])[0]
+    query = embedder.encode([dense_text(seed.chunks[pos])])[0]
     [(best, cosine), *_] = seed.dense_search(query, 3)
     assert best == pos and cosine == pytest.approx(1.0, abs=1e-4)
     scores = seed.bm25_scores([(t, 1.0) for t in tokenize("共摸排61271户")])
@@ -282,7 +282,7 @@ def test_incremental_update_equals_a_fresh_build(settings, tmp_path, seed_index)
     from embeddings.cache import content_hash
 
     pos = next(i for i, c in enumerate(updated.chunks) if "投资680万元对金华苑" in c.text)
-    text = updated.chunks[pos].embed_text
+    text = dense_text(updated.chunks[pos])
     row = next(i for i, (r, h) in enumerate(zip(_view_rows(updated), hashes)) if r == pos and h == content_hash(text))
     assert np.allclose(get_embedder(s.embedder).encode([text])[0], updated.vectors[row], atol=1e-4)
 
@@ -325,3 +325,123 @@ def test_unreadable_and_empty_files_are_skipped(settings, tmp_path, capsys):
     (empty / "furniture.txt").write_text("返回手机版\n", encoding="utf-8")
     with pytest.raises(GovragError, match="nothing to index"):
         build_index([empty], s, tmp_path / "index2", progress=False)
+
+
+# ---------------------------------------------------------------- progressive builds (issue 16)
+
+def _one_doc(tmp_path: Path, text: str = NEW_DOC) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir(exist_ok=True)
+    (docs / "a.txt").write_text(text, encoding="utf-8")
+    return docs
+
+
+def test_lexical_index_answers_before_any_vector_then_switches_to_hybrid(settings, tmp_path):
+    from rag.index import embed_pending, index_lexical
+    from rag.pipeline import Pipeline
+
+    s = replace(settings, cache_dir=str(tmp_path / "empty-cache"), index_dir=str(tmp_path / "index"))
+    report = index_lexical([_one_doc(tmp_path)], s)
+    lexical = load_index(s.index_dir)
+    assert report.pending > 0 and report.pending == lexical.pending_views
+    assert lexical.vectors.shape == (0, 384) and lexical.faiss_index.ntotal == 0
+    assert lexical.retrieval == "lexical"
+    answer = Pipeline.load(s.index_dir, s).ask("新建学校几所?")
+    assert "3所" in answer.answer and answer.retrieval == "lexical"
+
+    assert embed_pending(s.index_dir, s) == report.pending  # every view encoded once
+    hybrid = load_index(s.index_dir)
+    assert hybrid.retrieval == "hybrid" and hybrid.pending_views == 0
+    assert hybrid.vectors.shape[0] == report.pending
+    answer = Pipeline.load(s.index_dir, s).ask("新建学校几所?")
+    assert "3所" in answer.answer and answer.retrieval == "hybrid"
+    fresh = replace(s, index_dir=str(tmp_path / "fresh"))
+    build_index([tmp_path / "docs"], fresh, progress=False)
+    assert np.array_equal(load_index(fresh.index_dir).vectors, hybrid.vectors)  # same as a one-step build
+
+
+def test_rebuild_of_an_unchanged_index_writes_no_new_version(settings, tmp_path):
+    s = replace(settings, cache_dir=_cache_copy(settings, tmp_path), index_dir=str(tmp_path / "index"))
+    build_index([_one_doc(tmp_path)], s, progress=False)
+    before = _version(Path(s.index_dir))
+    again = build_index([tmp_path / "docs"], s, progress=False)
+    assert not again.written and again.embedded == 0
+    assert _version(Path(s.index_dir)) == before
+
+
+def test_embedding_catches_up_with_documents_added_meanwhile(settings, tmp_path):
+    """A version written while vectors are being computed (a document added) is not lost: the
+    embedding run embeds what the new version lacks too and switches in a complete index."""
+    from rag.index import embed_pending, index_lexical
+
+    s = replace(settings, cache_dir=str(tmp_path / "empty-cache"), index_dir=str(tmp_path / "index"))
+    docs = _one_doc(tmp_path)
+    index_lexical([docs], s)
+    added: list[int] = []
+
+    def add_a_document(done: int, total: int) -> None:
+        if not added:
+            (docs / "b.txt").write_text(NEW_DOC.replace("示范区", "样板区").replace("8000人", "9100人"),
+                                        encoding="utf-8")
+            added.append(index_lexical([docs], s).pending)
+
+    embed_pending(s.index_dir, s, on_progress=add_a_document)
+    final = load_index(s.index_dir)
+    assert added and final.retrieval == "hybrid"
+    assert sorted(final.manifest["documents"]) == ["a.txt", "b.txt"]
+    assert {final.chunks[int(p)].doc for p in final.view_chunk} == {"a.txt", "b.txt"}
+
+
+@pytest.mark.slow
+def test_a_killed_embedding_leaves_a_usable_index_and_resumes_from_the_cache(settings, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from rag.index import embed_pending, index_lexical
+
+    s = replace(settings, cache_dir=str(tmp_path / "cache"), index_dir=str(tmp_path / "index"))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for prefix in ("002", "004"):
+        shutil.copy(next(SEEDS.glob(f"{prefix}_*.txt")), docs)
+    total = index_lexical([docs], s).pending
+    script = (f"import embeddings.cache as c; c.SAVE_EVERY = 4\n"
+              f"from rag.config import load_settings; from rag.index import embed_pending\n"
+              f"embed_pending({s.index_dir!r}, load_settings(index_dir={s.index_dir!r}, cache_dir={s.cache_dir!r}))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    keys: Path | None = None
+    while proc.poll() is None and keys is None:
+        keys = next(Path(s.cache_dir).rglob("keys.json"), None)
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert keys is not None, "the embedding run ended before it saved anything"
+    saved = len(json.loads(keys.read_text(encoding="utf-8")))
+    assert 0 < saved < total
+    index = load_index(s.index_dir)  # the lexical version is still live and readable
+    assert index.retrieval == "lexical" and index.pending_views == total
+    assert embed_pending(s.index_dir, s) <= total - saved  # what the killed run saved is reused
+    assert load_index(s.index_dir).retrieval == "hybrid"
+
+
+def test_jieba_prefix_dictionary_from_the_fast_cache_is_jiebas_own(tmp_path):
+    """tokenize() loads jieba's prefix dictionary from govrag's cache; it must be exactly what
+    jieba builds itself, and a damaged cache is ignored (rebuilt from jieba)."""
+    import jieba
+
+    from rag.jieba_dict import _cache_paths, _load, _save, jieba_ready
+
+    ready = jieba_ready()
+    own = jieba.Tokenizer()
+    own.initialize()
+    assert ready.dt.FREQ == own.FREQ and ready.dt.total == own.total
+    words, counts = _cache_paths(jieba)
+    assert _load(words, counts) == (own.FREQ, own.total)
+    sentence = "即墨区2022年共建设完成1115处5G基站,城阳区强化科技平台载体赋能。"
+    assert list(ready.dt.cut_for_search(sentence)) == list(own.cut_for_search(sentence))
+    _save(own.FREQ, own.total, tmp_path / "w", tmp_path / "c.npy")
+    (tmp_path / "w").write_bytes(b"\xff\xfe broken")
+    assert _load(tmp_path / "w", tmp_path / "c.npy") is None
