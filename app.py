@@ -63,6 +63,12 @@ LABELS: dict[str, dict[str, str]] = {
         "indexing": "写入索引", "added": "已添加:{names}(现在即可提问;向量在后台计算)",
         "replaced": "已更新:{names}", "skipped": "未添加:{why}", "removed": "已删除:{name}",
         "login": "请先登录,才能添加或删除文件。",
+        "tasks_tab": "任务表", "t_doc": "任务表/清单", "t_unit": "单位(简称也可,如 卫健局)", "t_role": "角色",
+        "t_section": "部分(序号或标题中的词)", "t_status": "状态", "t_due": "完成时限不晚于(YYYY-MM-DD)",
+        "t_filter": "筛选", "t_download": "下载 CSV", "t_roles": "牵头|参与|都算",
+        "t_statuses": "全部|已完成|未完成|推进中|未启动|未知", "t_count": "共 {n} 项",
+        "t_columns": "文件|序号|部分|任务|牵头单位|参与单位|完成时限|状态|依据",
+        "t_head": "| [n] | 序号 | 任务 | 牵头单位 | 完成时限 | 状态 |",
     },
     "en": {
         "title": "## Government documents Q&A · every answer cited\n"
@@ -92,6 +98,12 @@ LABELS: dict[str, dict[str, str]] = {
         "added": "Added: {names} (answerable now; vectors are computed in the background)",
         "replaced": "Replaced: {names}", "skipped": "Not added: {why}", "removed": "Removed: {name}",
         "login": "Sign in to add or remove documents.",
+        "tasks_tab": "Task tables", "t_doc": "Task table / list", "t_unit": "Unit (short names too, e.g. 卫健局)",
+        "t_role": "Role", "t_section": "Section (number or a word of its title)", "t_status": "Status",
+        "t_due": "Deadline on or before (YYYY-MM-DD)", "t_filter": "Filter", "t_download": "Download CSV",
+        "t_roles": "lead|participant|any", "t_statuses": "all|completed|not completed|in progress|not started|unknown",
+        "t_count": "{n} tasks", "t_columns": "File|No.|Section|Task|Lead units|Participants|Deadline|Status|Evidence",
+        "t_head": "| [n] | No. | Task | Lead units | Deadline | Status |",
     },
 }
 
@@ -293,10 +305,22 @@ def render_sources(answer: Answer | None, chunks: dict[str, Chunk], lang: str) -
     return f'<div class="gr-cards">{"".join(out)}</div>'
 
 
-def render_message(answer: Answer) -> str:
-    """The chat message: the answer text and the notes worth showing, escaped."""
+def render_message(answer: Answer, lang: str = "zh") -> str:
+    """The chat message: the answer text and the notes worth showing, escaped; an answer listing
+    task rows shows its count and then the rows as a table, each linked to its source card."""
     notes = [n for n in answer.notes if not n.startswith(_HIDDEN_NOTES)]
-    return esc_md(answer.answer) + "".join(f"\n\n*({esc_md(n)})*" for n in notes)
+    tail = "".join(f"\n\n*({esc_md(n)})*" for n in notes)
+    if answer.mode != "table" or len(answer.citations) < 2:
+        return esc_md(answer.answer) + tail
+    head = re.split(r"[::]", answer.answer, maxsplit=1)[0] if re.match(r"^\D{0,4}\d+", answer.answer) else ""
+    rows = [LABELS[lang]["t_head"], "|---|---|---|---|---|---|"]
+    for c in answer.citations:
+        m = c.meta
+        cells = [f"[{c.n}]", m.get("row", m.get("item", "")), m.get("task", ""), m.get("lead_unit", ""),
+                 m.get("deadline", ""), m.get("status", "")]
+        rows.append("| " + " | ".join(esc_md(str(v)).replace("|", "\\|") for v in cells) + " |")
+    lead = esc_md(head) if head else esc_md(answer.answer.split("(")[0].split(" (")[0][:120])
+    return lead + "\n\n" + "\n".join(rows) + tail
 
 
 def answer_json(answer: Answer) -> dict[str, Any]:
@@ -525,7 +549,7 @@ def make_respond(state: AppState) -> Callable[..., Iterator[tuple]]:
                     yield history, gr.skip(), "", gr.skip(), gr.skip()
             assert answer is not None
             c = state.corpus()
-            history[-1] = {"role": "assistant", "content": render_message(answer)}
+            history[-1] = {"role": "assistant", "content": render_message(answer, lang)}
             took = L["took"].format(s=answer.timings.get("total_ms", 0) / 1000)
             yield history, render_sources(answer, c.chunks, lang), "", state.status(lang, answer.mode) + took, answer
         except GovragError as exc:
@@ -663,6 +687,101 @@ def docs_outputs(docs: Docs) -> list:
     return [docs.files, docs.add, docs.heading, docs.table, docs.pick, docs.remove]
 
 
+# ---------------------------------------------------------------- the task tables tab
+
+@dataclass
+class Tasks:
+    doc: Any
+    unit: Any
+    role: Any
+    section: Any
+    status: Any
+    due: Any
+    go: Any
+    note: Any
+    table: Any
+    download: Any
+
+
+_ROLES = ("lead", "participant", "any")
+_STATUSES = ("", "completed", "not_completed", "in_progress", "not_started", "unknown")
+
+
+def tasks_layout() -> Tasks:
+    """Filters over the task records (document, unit and role, section, status, deadline), the
+    table (sortable by its headers) and a CSV download."""
+    L = LABELS["zh"]
+    with gr.Row():
+        doc = gr.Dropdown([(L["all"], "")], value="", label=L["t_doc"], elem_id="gr-t-doc")
+        unit = gr.Textbox(label=L["t_unit"], elem_id="gr-t-unit")
+        role = gr.Radio(list(zip(L["t_roles"].split("|"), _ROLES)), value="lead", label=L["t_role"])
+    with gr.Row():
+        section = gr.Textbox(label=L["t_section"], elem_id="gr-t-section")
+        status = gr.Dropdown(list(zip(L["t_statuses"].split("|"), _STATUSES)), value="", label=L["t_status"])
+        due = gr.Textbox(label=L["t_due"], elem_id="gr-t-due")
+    with gr.Row():
+        go = gr.Button(L["t_filter"], variant="primary", elem_id="gr-t-filter")
+        download = gr.DownloadButton(L["t_download"], value=None, elem_id="gr-t-download")
+    note = gr.Markdown("", elem_id="gr-t-note")
+    table = gr.Dataframe(headers=L["t_columns"].split("|"), value=[], interactive=False, wrap=True, elem_id="gr-tasks")
+    return Tasks(doc, unit, role, section, status, due, go, note, table, download)
+
+
+def tasks_view(state: AppState, lang: str, doc: str = "", unit: str = "", role: str = "lead", section: str = "",
+               status: str = "", due: str = "") -> tuple:
+    """(note, table, CSV download) of the task records passing the filters."""
+    import csv
+    import tempfile
+
+    L = LABELS[lang]
+    pipeline = state.holder.get()
+    try:
+        rows = pipeline.retriever.index.tasks.to_rows(pipeline.tasks(
+            doc=doc or None, unit=unit.strip() or None, role=role or "lead", section=section.strip() or None,
+            status=status or None, due_before=due.strip() or None))
+    except GovragError as exc:
+        return f'<span class="gr-bad">{esc(exc)}</span>', gr.Dataframe(value=[]), gr.DownloadButton(value=None)
+    keys = ("doc", "number", "section", "task", "leads", "participants", "deadline", "status", "status_words")
+    path = Path(tempfile.mkdtemp(prefix="govrag-tasks-")) / "tasks.csv"
+    with open(path, "w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(L["t_columns"].split("|"))
+        writer.writerows([[r[k] for k in keys] for r in rows])
+    return (esc(L["t_count"].format(n=len(rows))), gr.Dataframe(value=[[r[k] for k in keys] for r in rows],
+                                                               headers=L["t_columns"].split("|")),
+            gr.DownloadButton(value=str(path)))
+
+
+def tasks_docs(state: AppState, lang: str) -> Any:
+    """The task-table documents for the filter's dropdown."""
+    tasks = state.holder.get().retriever.index.tasks
+    titles = {r["doc"]: r["title"] for r in tasks.records}
+    return gr.Dropdown(choices=[(LABELS[lang]["all"], "")] + [(f"{t[:30]} ({d})", d) for d, t in titles.items()])
+
+
+def relabel_tasks(lang: str) -> list:
+    """The task tab's labels in `lang` (in the order of `tasks_outputs`)."""
+    L = LABELS[lang]
+    return [gr.Textbox(label=L["t_unit"]), gr.Radio(label=L["t_role"], choices=list(zip(L["t_roles"].split("|"), _ROLES))),
+            gr.Textbox(label=L["t_section"]),
+            gr.Dropdown(label=L["t_status"], choices=list(zip(L["t_statuses"].split("|"), _STATUSES))),
+            gr.Textbox(label=L["t_due"]), gr.Button(value=L["t_filter"]), gr.DownloadButton(label=L["t_download"])]
+
+
+def tasks_outputs(t: Tasks) -> list:
+    return [t.unit, t.role, t.section, t.status, t.due, t.go, t.download]
+
+
+def build_tasks_tab(state: AppState, header: Header) -> Tasks:
+    """Filter, sort and download the task records."""
+    t = tasks_layout()
+    t.go.click(lambda doc, unit, role, section, status, due, lang: tasks_view(state, lang, doc, unit, role, section,
+                                                                               status, due),
+               [t.doc, t.unit, t.role, t.section, t.status, t.due, header.lang], [t.note, t.table, t.download],
+               api_visibility="private", concurrency_id="answer")
+    return t
+
+
 # ---------------------------------------------------------------- the API (gradio_client)
 
 def build_api(state: AppState) -> None:
@@ -703,7 +822,20 @@ def build_api(state: AppState) -> None:
             raise gr.Error(str(exc)) from exc
         return {"removed": name, "documents": documents()}
 
+    def tasks(doc: str = "", unit: str = "", role: str = "lead", section: str = "", status: str = "",
+              due_before: str = "") -> list[dict]:
+        """Task records: doc, unit (as people write it), role (lead | participant | any), section
+        (number or title words), status, due_before (YYYY-MM-DD)."""
+        pipeline = state.holder.get()
+        try:
+            return pipeline.retriever.index.tasks.to_rows(pipeline.tasks(
+                doc=doc or None, unit=unit or None, role=role or "lead", section=section or None,
+                status=status or None, due_before=due_before or None))
+        except GovragError as exc:
+            raise gr.Error(str(exc)) from exc
+
     gr.api(ask, api_name="ask", concurrency_id="answer")
+    gr.api(tasks, api_name="tasks", concurrency_id="answer")
     gr.api(documents, api_name="documents", concurrency_id="answer")
     gr.api(remove_document, api_name="remove_document", concurrency_id="documents", concurrency_limit=1)
     with gr.Row(visible=False):  # files need a File component to arrive as uploads
@@ -714,36 +846,40 @@ def build_api(state: AppState) -> None:
 
 # ---------------------------------------------------------------- the page
 
-def wire_page(state: AppState, demo: gr.Blocks, header: Header, tabs: list, chat: Chat, docs: Docs) -> None:
+def wire_page(state: AppState, demo: gr.Blocks, header: Header, tabs: list, chat: Chat, docs: Docs,
+              tasks: Tasks) -> None:
     """Loading (progress, then choices and examples), the status line's polling, the language."""
 
     def on_load(lang: str, mode: str) -> Iterator[tuple]:
         while not state.holder.ready:
-            yield (gr.skip(),) * 6 + (state.status(lang, mode),)
+            yield (gr.skip(),) * 7 + (state.status(lang, mode),)
             state.holder.wait(0.5)
         try:
             c = state.corpus()
         except GovragError:
-            yield (gr.skip(),) * 6 + (state.status(lang, mode),)
+            yield (gr.skip(),) * 7 + (state.status(lang, mode),)
             return
         yield (*chat_choices(c, lang), gr.Dataset(samples=[[q] for q in c.examples]), *docs_view(state, lang),
-               state.status(lang, mode))
+               tasks_docs(state, lang), state.status(lang, mode))
 
     def tick(lang: str, mode: str) -> tuple:
         return state.status(lang, mode), gr.Timer(active=not state.settled())
 
     def relabel(lang: str, mode: str, last: Answer | None) -> list:
         L = LABELS[lang]
-        return ([L["title"], gr.Radio(label=L["lang"]), gr.Tab(label=L["chat"]), gr.Tab(label=L["docs_tab"])]
-                + relabel_chat(state, chat, lang, mode, last) + relabel_docs(state, lang) + [state.status(lang, mode)])
+        return ([L["title"], gr.Radio(label=L["lang"]), gr.Tab(label=L["chat"]), gr.Tab(label=L["docs_tab"]),
+                 gr.Tab(label=L["tasks_tab"])]
+                + relabel_chat(state, chat, lang, mode, last) + relabel_docs(state, lang) + relabel_tasks(lang)
+                + [state.status(lang, mode)])
 
     demo.load(on_load, [header.lang, chat.mode],
-              [chat.doc, chat.district, chat.year, chat.examples, docs.table, docs.pick, header.status],
+              [chat.doc, chat.district, chat.year, chat.examples, docs.table, docs.pick, tasks.doc, header.status],
               api_visibility="private", concurrency_limit=None, show_progress_on=[header.status])
     header.timer.tick(tick, [header.lang, chat.mode], [header.status, header.timer], api_visibility="private",
                       queue=False, show_progress="hidden")
     header.lang.change(relabel, [header.lang, chat.mode, chat.last],
-                       [header.title, header.lang, *tabs] + chat_outputs(chat) + docs_outputs(docs) + [header.status],
+                       [header.title, header.lang, *tabs] + chat_outputs(chat) + docs_outputs(docs) + tasks_outputs(tasks)
+                       + [header.status],
                        api_visibility="private", queue=False)
 
 
@@ -762,7 +898,9 @@ def build_app(pipeline_or_factory: Any, settings: Settings, require_login: bool 
                 chat = build_chat_tab(state, header)
             with gr.Tab(LABELS["zh"]["docs_tab"], id="docs", elem_id="gr-tab-docs") as docs_tab:
                 docs = build_docs_tab(state, header)
-        wire_page(state, demo, header, [chat_tab, docs_tab], chat, docs)
+            with gr.Tab(LABELS["zh"]["tasks_tab"], id="tasks", elem_id="gr-tab-tasks") as tasks_tab:
+                tasks = build_tasks_tab(state, header)
+        wire_page(state, demo, header, [chat_tab, docs_tab, tasks_tab], chat, docs, tasks)
         build_api(state)
     return demo
 

@@ -14,8 +14,9 @@ the best candidate's score into P(right), and the abstention threshold.
   margins and its features) is fitted on out-of-fold best candidates: the training questions are
   cut by writer, each writer's questions ranked by trees fitted on the other writers'. An
   unanswerable question's best candidate is never right, so this is where abstention is learned.
-* The threshold is chosen on the validation split: the lowest whose answered questions are right
-  at least TARGET_PRECISION of the time. The test split is never read here.
+* The threshold is chosen on the validation split: the one that makes the most validation
+  questions right (answered right, or unanswerable and declined), the lowest of equals; the
+  precision of the answers it gives is reported with it. The test split is never read here.
 The model is written as plain JSON (trees as node lists, numbers as Python writes floats).
 """
 from __future__ import annotations
@@ -36,8 +37,7 @@ from eval.metrics import load_dataset, normalise
 
 TRAIN = [Path("eval/bank/train.jsonl"), Path("eval/dev.jsonl")]  # dev.jsonl: the earlier sessions' questions
 VALIDATION = Path("eval/bank/validation.jsonl")
-TARGET_PRECISION = 0.80  # answered questions right at least this often on validation
-PARAMS = dict(objective="lambdarank", learning_rate=0.05, num_leaves=31, min_data_in_leaf=20, feature_fraction=0.8,
+PARAMS = dict(objective="lambdarank", learning_rate=0.05, num_leaves=15, min_data_in_leaf=50, feature_fraction=0.8,
               lambda_l2=1.0, lambdarank_truncation_level=10, label_gain=[0, 1, 3], deterministic=True, num_threads=1,
               seed=0, verbose=-1)
 ROUNDS = 300
@@ -166,8 +166,8 @@ def calibrate(samples: list[Sample]) -> dict[str, Any]:
 
 
 def choose_threshold(model, samples: list[Sample]) -> tuple[float, dict[str, Any]]:
-    """The lowest threshold whose answered validation questions are right at least
-    TARGET_PRECISION of the time, with the validation accuracy it gives."""
+    """The threshold that makes the most validation questions right (the lowest of equals), with
+    the precision of its answers and its accuracy."""
     from eval.metrics import is_correct
     from rag.reader import render
 
@@ -197,10 +197,8 @@ def choose_threshold(model, samples: list[Sample]) -> tuple[float, dict[str, Any
         precision = right / answered if answered else 1.0
         row = {"threshold": t, "answered_precision": round(precision, 4),
                "accuracy_strict": round(correct / len(by_item), 4), "answered": answered, "questions": len(by_item)}
-        if precision >= TARGET_PRECISION:
-            return t, row
         if not report or row["accuracy_strict"] > report["accuracy_strict"]:
-            best_t, report = t, {**row, "note": f"no threshold reaches precision {TARGET_PRECISION}: the most accurate one"}
+            best_t, report = t, row
     return best_t, report
 
 
@@ -221,7 +219,7 @@ def train(pipeline, out: Path) -> dict[str, Any]:
     model = ReaderModel(data)
     threshold, report = choose_threshold(model, collect(pipeline, load_dataset(VALIDATION)))
     data["thresholds"] = {"zh": threshold}
-    data["trained"] = {"train": [str(p) for p in TRAIN], "validation": str(VALIDATION), "target_precision": TARGET_PRECISION,
+    data["trained"] = {"train": [str(p) for p in TRAIN], "validation": str(VALIDATION),
                        "train_halves": len(train_samples),
                        "train_candidates": int(sum(len(s.cands) for s in train_samples)),
                        "train_positives": int(sum(int(s.y.sum()) for s in train_samples)),

@@ -307,3 +307,28 @@ def test_documents_tab_upload_ask_remove_and_refusals(browser_context, settings,
         page.close()
     finally:
         server.stop()
+
+
+def test_table_answer_and_task_tab_filter_then_download(browser_context, seed_server, tmp_path):
+    page = open_chat(browser_context, seed_server.url)
+    ask(page, "城阳区2023年重点任务里,卫健局牵头了哪些任务?")
+    bot = page.locator('[data-testid="bot"]').last
+    assert bot.locator("table").count() == 1  # the rows as a table, each linked to its source
+    rows = bot.locator("table tbody tr").all_inner_texts()
+    assert len(rows) == 4 and all("区卫生健康局" in r for r in rows), rows
+    assert "推进普惠托育服务发展" in page.inner_text("#gr-sources")
+    _pick_tab(page, "任务表")
+    page.fill("#gr-t-unit textarea", "人社局")
+    page.click("#gr-t-filter")
+    page.wait_for_function("() => document.querySelector('#gr-t-note').innerText.includes('共')")
+    table = page.inner_text("#gr-tasks")
+    assert "区人力资源社会保障局" in table and "区人力资源和社会保障局" in table  # both documents' names
+    with page.expect_download() as info:
+        page.click("#gr-t-download")
+    saved = tmp_path / "tasks.csv"
+    info.value.save_as(saved)
+    lines = saved.read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0].startswith("文件,序号") and len(lines) == 1 + int(re.search(r"共 (\d+) 项",
+                                                                              page.inner_text("#gr-t-note")).group(1))
+    assert all("人力资源" in line for line in lines[1:])
+    page.close()

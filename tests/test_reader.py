@@ -78,13 +78,19 @@ def test_question_features_say_what_is_asked():
 
 
 def test_passage_features_rank_and_year_agreement():
-    hits = _hits("2021年新建口袋公园12个。", "2022年新建口袋公园20个。")
-    for h, year in zip(hits, (2021, 2022)):
-        h.chunk.meta["year"] = year
+    hits = _hits("新建口袋公园12个。", "2022年新建口袋公园20个。")
+    hits[1].chunk.meta["year"] = 2022
     cands, X = _rows("2022年新建口袋公园多少个?", hits)
     first, second = _find(cands, "figure", "12个"), _find(cands, "figure", "20个")
     assert _value(X, first, "h_rank") == 0 and _value(X, second, "h_rank") == 1
     assert _value(X, second, "h_year") == 1 and _value(X, first, "h_year") == 0
+
+
+def test_a_passage_about_another_year_offers_no_candidate():
+    hits = _hits("2021年新建口袋公园12个。")
+    hits[0].chunk.meta["year"] = 2021
+    cands, _ = _rows("2022年新建口袋公园多少个?", hits)
+    assert cands == []
 
 
 def test_clause_features_overlap_and_meaning_cues():

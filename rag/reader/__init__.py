@@ -21,7 +21,7 @@ import numpy as np
 
 from ..index import tokenize
 from ..models import Answer, Hit
-from ..retriever import Query, understand
+from ..retriever import Query, contradicts, understand
 from . import cues, render
 from .candidates import Candidate, candidates
 from .features import QuestionContext, feature_matrix
@@ -87,7 +87,9 @@ class Reader:
         weights = evidence_weights(q, self.idf)
         parts = split_parts(q.text, q.lang) if is_multi(q.text, q.lang) else [q.text]
         known = {t.lower() for t in {t for t, _ in q.bm25_tokens} | set(tokenize(q.text)) | set(tokenize(q.zh_text))}
-        cands = candidates(hits, known, who=bool(cues.PERSON_Q.search(q.text)))
+        # a passage about another district or year than the question names is no source for it
+        usable = [i for i, h in enumerate(hits) if not contradicts(h.chunk, q.years, q.districts, q.doc_years)]
+        cands = [c for c in candidates(hits, known, who=bool(cues.PERSON_Q.search(q.text))) if c.hit in usable]
         unknown = self._unknown_nouns(q)
         out = []
         for part in parts:
@@ -112,7 +114,8 @@ class Reader:
             scores = self.model.scores(half.X)
             for i in np.argsort(-scores, kind="stable"):
                 c = half.cands[i]
-                if any(c.lead == o.lead for o, _, _ in chosen):
+                if any(c.lead in o.lead or o.lead in c.lead or (c.figure and o.figure and c.figure.value == o.figure.value)
+                       for o, _, _ in chosen):
                     continue  # the other half's answer
                 rivals = [s for j, s in enumerate(scores) if half.cands[j].lead != c.lead]
                 p = self.model.confidence(scores, half.X, int(i), max(rivals) if rivals else None)

@@ -24,7 +24,7 @@ class Candidate:
     would be put first."""
 
     hit: int  # index into the hits
-    kind: str  # figure | period | person | name | definition | clause | cell_unit | cell_deadline | cell_status
+    kind: str  # figure | period | person | name | definition | clause | list | cell_unit | cell_deadline | cell_status
     lead: str  # the fact to put first
     sent: tuple[int, int]  # the sentence
     clause: tuple[int, int]  # the clause itself
@@ -172,11 +172,39 @@ def candidates(hits: list[Hit], known: set[str], who: bool = False) -> list[Cand
                 role = next((r for lo, up, r in cells if lo <= cm.start() < up), "")
                 base = dict(hit=hi, sent=(s, e), clause=(cm.start(), cm.end()), context=ctx, role=role)
                 out += _clause_candidates(text, own, cm.start(), base, known, known_chars, who)
+            out += _lists(text, clauses, hi, (s, e))
         if meta.get("lead_unit"):
             out.append(_cell(hi, text, spans, "cell_unit", meta["lead_unit"]))
         if meta.get("deadline"):
             kind = "cell_deadline" if meta["deadline"] != "已完成" else "cell_status"
             out.append(_cell(hi, text, spans, kind, meta["deadline"]))
+    return out
+
+
+# A clause that is a name and its figure (移风店镇10处), not a statement (第一批共推荐177家企业).
+_NAMED_FIGURE = re.compile(r"^(?![第共其约])[\u4e00-\u9fff]{2,8}[\d.]+[\u4e00-\u9fff%]{0,2}$")
+
+
+def _named_figure(clause: str) -> bool:
+    return bool(_NAMED_FIGURE.match(clause.strip()))
+
+
+def _lists(text: str, clauses: list, hi: int, sent: tuple[int, int]) -> list[Candidate]:
+    """Runs of short clauses that enumerate alike things (移风店镇10处,田横镇10处: each with a
+    figure of the same unit), joined: what a question asking for several names wants."""
+    out = []
+    run: list = []
+    for cm in clauses + [None]:
+        figs = find_figures(cm.group(0)) if cm is not None else []
+        alike = cm is not None and _named_figure(cm.group(0)) and len(figs) == 1 and (
+            not run or figs[0].unit == find_figures(run[-1].group(0))[0].unit)
+        if alike:
+            run.append(cm)
+            continue
+        if len(run) >= 2:
+            lead = "、".join(c.group(0).strip() for c in run)
+            out.append(Candidate(hi, "list", lead, sent, (run[0].start(), run[-1].end()), run[0].start()))
+        run = [cm] if cm is not None and _named_figure(cm.group(0)) and len(figs) == 1 else []
     return out
 
 

@@ -23,7 +23,8 @@ from . import cues
 from .candidates import Candidate
 from .question import Ask
 
-KINDS = ("figure", "period", "person", "name", "definition", "clause", "cell_unit", "cell_deadline", "cell_status")
+KINDS = ("figure", "period", "person", "name", "definition", "clause", "list", "cell_unit", "cell_deadline",
+         "cell_status")
 ASKED = cues.ASKED_TYPES
 ROLES = ("target", "achieved", "plan")
 
@@ -204,8 +205,9 @@ def _candidate_features(text: str, c: Candidate, ctx: QuestionContext) -> dict[s
                   "f_label_cov": coverage(_label(own, figures, i), ask.weights) / ask.total if figures else 0.0,
                   "f_position": float(i), "f_figures": float(len(figures))})
     elif c.kind in ("cell_deadline", "cell_unit", "cell_status"):
-        f["f_fit"] = 1.0 if (c.kind, ask.asked) in (("cell_deadline", "deadline"), ("cell_unit", "unit"),
-                                                     ("cell_status", "status")) else -0.5
+        asked = (c.kind, ask.asked) in (("cell_deadline", "deadline"), ("cell_unit", "unit"), ("cell_status", "status"))
+        named = c.kind != "cell_deadline" or bool(cues.TIME_LIMIT.search(ask.text))  # the time limit, not a date
+        f["f_fit"] = (1.0 if named else 0.3) if asked else -0.5
     else:
         f["f_fit"] = unit_fit(None, ask.asked, ask.unit) if c.kind != "period" else 0.5
     lead = c.lead.lower()
