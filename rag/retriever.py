@@ -228,6 +228,7 @@ class Retriever:
         started = time.perf_counter()
         q = query if isinstance(query, Query) else self.understand(query)
         ranker = self.ranker if (fusion or self.settings.fusion) == "learned" and len(channels) > 1 else None
+        asked = channels
         if ranker is not None and q.lang not in ranker.dense_langs:
             channels = tuple(c for c in channels if c != "dense")  # the ranker learned dense adds nothing here
         filters = {key: v for key, v in (filters or {}).items() if v not in (None, "", [])}
@@ -235,7 +236,10 @@ class Retriever:
         if unknown:
             raise GovragError(f"unknown filter(s) {sorted(unknown)}; use {', '.join(FILTER_KEYS)}")
         chunks = self.index.chunks
-        ranks, raw, rrf = self.gather(q, max(self.settings.candidates if not filters else len(chunks), k), channels, filters)
+        n = max(self.settings.candidates if not filters else len(chunks), k)
+        ranks, raw, rrf = self.gather(q, n, channels, filters)
+        if len(rrf) < k and channels != asked:  # too few words in common: the dense channel finds the rest
+            ranks, raw, rrf = self.gather(q, n, asked, filters)
         scored = sorted(((s, p) for p, s in rrf.items()), reverse=True)
         if ranker is not None and scored:
             scored = self._learned(ranker, q, [p for _, p in scored], ranks, raw, rrf)

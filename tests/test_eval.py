@@ -181,4 +181,4 @@ def test_end_to_end(tmp_path, seed_index, capsys):
         assert {"answer", "citations", "figures", "abstained"} <= set(r["answer"])
         assert len(r["retrieved"]) >= 5 and set(r["retrieved"][0]) == {"id", "score"}
         assert "total_ms" in r["timings"]
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {"report.json", "report.md", "report.png"}
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"report.json", "report.md", "report.png", "reliability.png"}

@@ -35,6 +35,12 @@ class StoredChunks:
     dir: Path
     chunks: list[Chunk]
 
+    @property
+    def retrieval(self) -> str:
+        """"hybrid" when every chunk's vectors are searchable (a database store writes them with
+        the chunks), "lexical" while they are not."""
+        return "hybrid"
+
     @cached_property
     def _by_id(self) -> dict[str, Chunk]:
         return {c.id: c for c in self.chunks}
