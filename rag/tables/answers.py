@@ -18,9 +18,9 @@ def resolve_before(tq: TableQuestion, table: TaskTable) -> None:
         f.due_before = f"{year}-{int(f.due_before):02d}-31" if year else None
 
 
-def _label(r: dict[str, Any], lang: str) -> str:
-    return f"{'row' if r['doc_kind'] == 'progress_table' else 'item'} {r['number']} {r['task']}" if lang == "en" \
-        else f"第{r['number']}项 {r['task']}"
+def _label(r: dict[str, Any], name: str, lang: str) -> str:
+    return f"{'row' if r['doc_kind'] == 'progress_table' else 'item'} {r['number']} {name}" if lang == "en" \
+        else f"第{r['number']}项 {name}"
 
 
 class TableAnswerer:
@@ -29,6 +29,19 @@ class TableAnswerer:
     def __init__(self, table: TaskTable, chunk: Callable[[str], Chunk]) -> None:
         self.table = table
         self.chunk = chunk  # chunk id -> Chunk
+
+    def name(self, r: dict[str, Any]) -> str:
+        """A row's task name, made distinctive: a name that stands inside another row's of the same
+        document (支持企业专利质押贷款) goes on through the sentence that follows it in its row."""
+        task = r["task"]
+        if not any(o is not r and o["doc"] == r["doc"] and task in o["task"] for o in self.table.records):
+            return task
+        text = self.chunk(r["subrows"][0]["chunk_id"]).text
+        at = text.find(task)
+        if at < 0:
+            return task
+        end = text.find("。", at + len(task) + 1)  # through the sentence that follows the name
+        return text[at:end if 0 < end <= at + len(task) + 40 else at + len(task) + 12].split("\n")[0]
 
     def answer(self, question: str, lang: str, tq: TableQuestion) -> Answer:
         resolve_before(tq, self.table)
@@ -60,7 +73,7 @@ class TableAnswerer:
     def _listing(self, question: str, lang: str, tq: TableQuestion, records: list[dict[str, Any]],
                  count: int, head: str = "") -> Answer:
         cits = self._citations(records, tq.filter.units)
-        items = [f"{_label(r, lang)}[{c.n}]" for r, c in zip(records, cits)]
+        items = [f"{_label(r, self.name(r), lang)}[{c.n}]" for r, c in zip(records, cits)]
         if not head:
             head = f"{count} task{'s' * (count != 1)}" if lang == "en" else f"共{count}项"
         sep = "; " if lang == "en" else ";"
@@ -78,7 +91,7 @@ class TableAnswerer:
             best = max(by.values(), default=0)
             winners = [r for r in records if by[r["id"]] == best]
             cits = self._citations(winners, None)
-            parts = [f"{_label(r, lang)}({best}{'个单位' if lang == 'zh' else ' units'}:{'、'.join(r['leads'])})[{c.n}]"
+            parts = [f"{_label(r, self.name(r), lang)}({best}{'个单位' if lang == 'zh' else ' units'}:{'、'.join(r['leads'])})[{c.n}]"
                      for r, c in zip(winners, cits)]
             return Answer(question, ";".join(parts), cits, [], False, "table", {}, lang, ["answered from the task records"])
         f = tq.filter
