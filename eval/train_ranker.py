@@ -14,16 +14,13 @@
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rag.models import GovragError
-
+from eval.fitting import command, write_model
 from eval.metrics import load_dataset, normalise
 
 TRAIN = [Path("eval/bank/train.jsonl"), Path("eval/dev.jsonl")]
@@ -122,28 +119,16 @@ def train(retriever, out: Path) -> dict[str, Any]:
                         "validation_hits": results}}
     retriever._ranker = RankerModel(data)
     data["trained"]["validation_hits"]["final"] = hits_at(retriever, validation)
-    out.write_text(json.dumps(data, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+    write_model(out, data)
     return data
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rag.config import load_settings
     from rag.ranker import MODEL_PATH
     from rag.retriever import Retriever
 
-    p = argparse.ArgumentParser(prog="python -m eval.train_ranker", description=__doc__.split("\n")[0])
-    p.add_argument("--index", help="index folder (default: the configured one)")
-    p.add_argument("--out", default=str(MODEL_PATH), help="where to write the model JSON")
-    args = p.parse_args(argv)
-    settings = load_settings(index_dir=args.index)
-    data = train(Retriever.load(settings.index_dir, settings), Path(args.out))
-    print(json.dumps(data["trained"]["validation_hits"], indent=1))
-    return 0
+    return command("eval.train_ranker", __doc__, MODEL_PATH, train, Retriever.load, argv)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except GovragError as exc:
-        print(f"train_ranker: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(main())

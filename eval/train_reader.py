@@ -21,8 +21,6 @@ The model is written as plain JSON (trees as node lists, numbers as Python write
 """
 from __future__ import annotations
 
-import argparse
-import json
 import re
 import sys
 from dataclasses import dataclass
@@ -31,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from rag.models import GovragError
+from rag.tables.names import common_length
 
+from eval.fitting import command, write_model
 from eval.metrics import load_dataset, normalise
 
 TRAIN = [Path("eval/bank/train.jsonl"), Path("eval/dev.jsonl")]  # dev.jsonl: the earlier sessions' questions
@@ -57,16 +56,6 @@ class Sample:
     asked: str
     X: np.ndarray
     y: np.ndarray
-
-
-def _common(a: str, b: str) -> int:
-    best = 0
-    for i in range(len(a)):
-        for j in range(i + best + 1, len(a) + 1):
-            if a[i:j] not in b:
-                break
-            best = j - i
-    return best
 
 
 def _accepts(item: dict[str, Any]) -> list[str]:
@@ -95,7 +84,7 @@ def label(item: dict[str, Any], cand, hits: list, lang: str) -> int:
     text = hits[cand.hit].chunk.text
     sent = normalise(text[cand.sent[0]:cand.sent[1]])
     quotes = [normalise(q) for q in [item["quote"], *item.get("quotes", [])] if q]
-    if not any(_common(sent, q) >= min(8, len(q), len(sent)) for q in quotes):
+    if not any(common_length(sent, q) >= min(8, len(q), len(sent)) for q in quotes):
         return 0
     concise = cand.kind not in ("clause", "definition") or len(cand.lead) <= max(map(len, held)) + 6
     return 2 if concise else 1
@@ -223,29 +212,17 @@ def train(pipeline, out: Path) -> dict[str, Any]:
                        "train_halves": len(train_samples),
                        "train_candidates": int(sum(len(s.cands) for s in train_samples)),
                        "train_positives": int(sum(int(s.y.sum()) for s in train_samples)),
-                       "params": PARAMS, "rounds": ROUNDS, "lightgbm": lightgbm.__version__, "validation": report}
-    out.write_text(json.dumps(data, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+                       "params": PARAMS, "rounds": ROUNDS, "lightgbm": lightgbm.__version__, "chosen_on_validation": report}
+    write_model(out, data)
     return data
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rag.config import load_settings
     from rag.pipeline import Pipeline
     from rag.reader.model import MODEL_PATH
 
-    p = argparse.ArgumentParser(prog="python -m eval.train_reader", description=__doc__.split("\n")[0])
-    p.add_argument("--index", help="index folder (default: the configured one)")
-    p.add_argument("--out", default=str(MODEL_PATH), help="where to write the model JSON")
-    args = p.parse_args(argv)
-    settings = load_settings(index_dir=args.index)
-    data = train(Pipeline.load(settings.index_dir, settings), Path(args.out))
-    print(json.dumps(data["trained"], ensure_ascii=False, indent=1))
-    return 0
+    return command("eval.train_reader", __doc__, MODEL_PATH, train, Pipeline.load, argv)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except GovragError as exc:
-        print(f"train_reader: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(main())

@@ -12,7 +12,6 @@ naming the command that rebuilds it (`python -m eval.train_reader`).
 from __future__ import annotations
 
 import json
-import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any

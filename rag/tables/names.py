@@ -167,7 +167,7 @@ def unit_kind(text: str, lang: str) -> str | None:
 
 # ---------------------------------------------------------------- sections
 
-def _common(a: str, b: str) -> int:
+def common_length(a: str, b: str) -> int:
     """Length of the longest common substring of a and b."""
     best = 0
     for i in range(len(a)):
@@ -200,7 +200,7 @@ def find_sections(text: str, lang: str, sections: dict[int, str], terms: Terms) 
                           if w.lower() not in _STOP_EN)
         scores = {n: sum(w for t, w in terms(phrase) if len(t) >= 2 and t in title) for n, title in titles.items()}
     else:
-        scores = {n: float(v) for n, title in titles.items() if (v := _common(title, text)) >= 4}
+        scores = {n: float(v) for n, title in titles.items() if (v := common_length(title, text)) >= 4}
     best = max(scores.values(), default=0)
     hits = [n for n, v in scores.items() if v == best and v >= 0.5]
     return (hits, "") if len(hits) == 1 else (None, "")

@@ -1,0 +1,36 @@
+"""What the two fitting commands share: the command line (`--index`, `--out`) around a fit that
+writes a model file as plain JSON."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from rag.models import GovragError
+
+
+def write_model(out: Path, data: dict[str, Any]) -> None:
+    """The model as JSON (numbers as Python writes floats, so a refit compares bit for bit)."""
+    out.write_text(json.dumps(data, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+
+
+def command(prog: str, doc: str, default_out: Path, fit: Callable[[Any, Path], dict[str, Any]],
+            load: Callable[[str, Any], Any], argv: list[str] | None = None) -> int:
+    """`python -m PROG [--index DIR] [--out FILE]`: load what `fit` needs from the index, fit,
+    print what the fit reports; errors in use exit 2 with one line."""
+    from rag.config import load_settings
+
+    p = argparse.ArgumentParser(prog=f"python -m {prog}", description=doc.split("\n")[0])
+    p.add_argument("--index", help="index folder (default: the configured one)")
+    p.add_argument("--out", default=str(default_out), help="where to write the model JSON")
+    args = p.parse_args(argv)
+    try:
+        settings = load_settings(index_dir=args.index)
+        data = fit(load(settings.index_dir, settings), Path(args.out))
+    except GovragError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(data["trained"], ensure_ascii=False, indent=1))
+    return 0
