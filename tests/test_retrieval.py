@@ -264,7 +264,8 @@ def test_years_of_a_section_and_of_a_document():
     assert event.years == [2021] and event.doc_years == []
     assert contradicts(review, event.years, event.districts, event.doc_years)
     assert not contradicts(plan, event.years, event.districts, event.doc_years)
-    for question in ("根据即墨区2021年政府工作报告,生产总值是多少?", "What GDP did Jimo's 2021 government work report give?"):
+    for question in ("根据即墨区2021年政府工作报告,生产总值是多少?", "What GDP did Jimo's 2021 government work report give?",
+                     "2021年报告说,生产总值是多少?", "By the time of the 2021 report, what was the GDP?"):
         doc = understand(question)
         assert doc.doc_years == [2021], question
         assert not contradicts(review, doc.years, doc.districts, doc.doc_years)

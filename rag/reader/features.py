@@ -208,6 +208,8 @@ def _candidate_features(text: str, c: Candidate, ctx: QuestionContext) -> dict[s
         asked = (c.kind, ask.asked) in (("cell_deadline", "deadline"), ("cell_unit", "unit"), ("cell_status", "status"))
         named = c.kind != "cell_deadline" or bool(cues.TIME_LIMIT.search(ask.text))  # the time limit, not a date
         f["f_fit"] = (1.0 if named else 0.3) if asked else -0.5
+    elif c.kind == "person":
+        f["f_fit"] = 1.0 if ask.person else -0.5
     else:
         f["f_fit"] = unit_fit(None, ask.asked, ask.unit) if c.kind != "period" else 0.5
     lead = c.lead.lower()
