@@ -4,7 +4,7 @@
     GOVRAG_AUTH="user:password" python app.py                       # optional basic auth
 
 API (gradio_client): Client(url).predict("问题", api_name="/ask") -> {"answer", "abstained",
-"citations", "figures", "mode", "timings", ...}; optional k, doc, district, year, filters (JSON).
+"citations", "figures", "mode", "confidence", "timings", ...}; optional k, doc, district, year, filters (JSON).
 
 Start: the page comes up at once; the lexical index (chunks + BM25) is brought up to date with
 its documents in a few seconds and the chat answers from it; vectors are computed in the
@@ -327,7 +327,7 @@ def render_message(answer: Answer, lang: str = "zh") -> str:
 def answer_json(answer: Answer) -> dict[str, Any]:
     """What the `ask` API returns."""
     d = asdict(answer)
-    return {key: d[key] for key in ("question", "answer", "abstained", "citations", "figures", "mode",
+    return {key: d[key] for key in ("question", "answer", "abstained", "citations", "figures", "mode", "confidence",
                                     "retrieval", "timings", "notes", "passages")}
 
 

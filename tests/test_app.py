@@ -48,7 +48,8 @@ def client(pipeline, settings):
 
 def test_ask_endpoint_answers_with_figure_and_task_row(client):
     result = client.predict(QUESTION, api_name="/ask")
-    assert set(result) >= {"answer", "abstained", "citations", "figures", "mode", "timings"}
+    assert set(result) >= {"answer", "abstained", "citations", "figures", "mode", "confidence", "timings"}
+    assert 0 < result["confidence"] <= 1  # the reader's probability of being right
     assert not result["abstained"] and result["mode"] == "extractive"
     assert "1115" in result["answer"]
     rows = [c for c in result["citations"] if c["doc"].startswith("000_") and c["meta"].get("row") == 21]
