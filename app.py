@@ -396,14 +396,17 @@ class AppState:
             self._corpus = Corpus(pipeline)
         return self._corpus
 
-    def status(self, lang: str, mode: str) -> str:
-        """The status line, escaped: loading, or the index, its retrieval mode and the answer mode."""
+    def status(self, lang: str, mode: str, last: Answer | None = None) -> str:
+        """The status line, escaped: loading, or the index, its retrieval mode, the answer mode and
+        how long the last answer took."""
         if not self.holder.ready:
             return esc(self.holder.loading_text(lang))
+        L = LABELS[lang]
+        took = L["took"].format(s=last.timings.get("total_ms", 0) / 1000) if last is not None else ""
         try:
-            return esc(self.corpus().status(lang, mode, retrieval_text(self.holder.get(), lang)))
+            return esc(self.corpus().status(lang, mode, retrieval_text(self.holder.get(), lang)) + took)
         except GovragError as exc:
-            return esc(LABELS[lang]["failed"].format(error=exc))
+            return esc(L["failed"].format(error=exc))
 
     def settled(self) -> bool:
         """True when nothing is loading or embedding (the status line need not be polled)."""
@@ -551,8 +554,7 @@ def make_respond(state: AppState) -> Callable[..., Iterator[tuple]]:
             assert answer is not None
             c = state.corpus()
             history[-1] = {"role": "assistant", "content": render_message(answer, lang)}
-            took = L["took"].format(s=answer.timings.get("total_ms", 0) / 1000)
-            yield history, render_sources(answer, c.chunks, lang), "", state.status(lang, answer.mode) + took, answer
+            yield history, render_sources(answer, c.chunks, lang), "", state.status(lang, answer.mode, answer), answer
         except GovragError as exc:
             history[-1] = {"role": "assistant", "content": esc_md(L["error"].format(error=exc))}
             yield history, gr.skip(), "", gr.skip(), gr.skip()
@@ -863,20 +865,20 @@ def wire_page(state: AppState, demo: gr.Blocks, header: Header, tabs: list, chat
         yield (*chat_choices(c, lang), gr.Dataset(samples=[[q] for q in c.examples]), *docs_view(state, lang),
                tasks_docs(state, lang), state.status(lang, mode))
 
-    def tick(lang: str, mode: str) -> tuple:
-        return state.status(lang, mode), gr.Timer(active=not state.settled())
+    def tick(lang: str, mode: str, last: Answer | None) -> tuple:
+        return state.status(lang, mode, last), gr.Timer(active=not state.settled())
 
     def relabel(lang: str, mode: str, last: Answer | None) -> list:
         L = LABELS[lang]
         return ([L["title"], gr.Radio(label=L["lang"]), gr.Tab(label=L["chat"]), gr.Tab(label=L["docs_tab"]),
                  gr.Tab(label=L["tasks_tab"])]
                 + relabel_chat(state, chat, lang, mode, last) + relabel_docs(state, lang) + relabel_tasks(lang)
-                + [state.status(lang, mode)])
+                + [state.status(lang, mode, last)])
 
     demo.load(on_load, [header.lang, chat.mode],
               [chat.doc, chat.district, chat.year, chat.examples, docs.table, docs.pick, tasks.doc, header.status],
               api_visibility="private", concurrency_limit=None, show_progress_on=[header.status])
-    header.timer.tick(tick, [header.lang, chat.mode], [header.status, header.timer], api_visibility="private",
+    header.timer.tick(tick, [header.lang, chat.mode, chat.last], [header.status, header.timer], api_visibility="private",
                       queue=False, show_progress="hidden")
     header.lang.change(relabel, [header.lang, chat.mode, chat.last],
                        [header.title, header.lang, *tabs] + chat_outputs(chat) + docs_outputs(docs) + tasks_outputs(tasks)

@@ -146,6 +146,8 @@ def test_chat_answers_with_highlighted_citation(browser_context, seed_server):
     sources = page.inner_text("#gr-sources")
     assert "第21项" in sources and "区工业和信息化局" in sources and "✓" in sources
     assert "上次用时" in page.inner_text("#gr-status")
+    page.wait_for_timeout(2500)  # the status line's 1 s refresh keeps the last answer's time
+    assert "上次用时" in page.inner_text("#gr-status")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
     target = REPO / "docs" / "screenshot.png"
