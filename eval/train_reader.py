@@ -249,7 +249,10 @@ def train(pipeline, out: Path) -> dict[str, Any]:
                        "train_halves": len(train_samples),
                        "train_candidates": int(sum(len(s.cands) for s in train_samples)),
                        "train_positives": int(sum(int(s.y.sum()) for s in train_samples)),
-                       "params": PARAMS, "rounds": ROUNDS, "lightgbm": lightgbm.__version__, "threshold_chosen": report}
+                       "params": PARAMS, "rounds": ROUNDS, "lightgbm": lightgbm.__version__,
+                       # leave-one-writer-out: how often the best candidate of an answerable half is right
+                       "out_of_fold_top1": round(float(oof.right[~oof.unanswerable].mean()), 4),
+                       "threshold_chosen": report}
     write_model(out, data)
     return data
 
