@@ -13,7 +13,6 @@ on, the retriever falls back to reciprocal-rank fusion.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import numpy as np
 
 from .grounding import find_figures
 from .models import Chunk, GovragError
-from .trees import Forest
+from .trees import Forest, read_model
 
 MODEL_PATH = Path(__file__).with_name("data") / "ranker_model.json"
 FORMAT = 1
@@ -57,6 +56,12 @@ def _coverage(text: str, weights: dict[str, float]) -> float:
     return sum(w for t, w in weights.items() if t in low)
 
 
+@lru_cache(maxsize=16384)
+def _figure_units(text: str) -> tuple[str | None, ...]:
+    """The unit of each figure in a passage (a passage is a candidate for many questions)."""
+    return tuple(g.unit for g in find_figures(text))
+
+
 def features(q: Any, positions: list[int], ch: Channels, chunks: list[Chunk], idf: Callable[[str], float],
              asked: str, unit: str | None, contradicts: Callable[[Chunk], bool], rrf: dict[int, float]) -> np.ndarray:
     """One row of FEATURES per candidate position."""
@@ -73,7 +78,7 @@ def features(q: Any, positions: list[int], ch: Channels, chunks: list[Chunk], id
         meta = c.meta
         b_rank, b = ch.bm25.get(pos, (ABSENT_RANK, 0.0))
         d_rank, d = ch.dense.get(pos, (ABSENT_RANK, math.nan)) if ch.dense is not None else (math.nan, math.nan)
-        figures = find_figures(c.text)
+        units = _figure_units(c.text)
         heading = " ".join(c.heading_path[1:])
         f = {"bm25": b, "bm25_norm": b / top_bm25, "bm25_rank": math.log(b_rank), "dense": d,
              "dense_gap": d - top_dense if ch.dense is not None and pos in ch.dense else math.nan,
@@ -89,9 +94,9 @@ def features(q: Any, positions: list[int], ch: Channels, chunks: list[Chunk], id
              "cov_title": _coverage(meta.get("title", ""), weights) / total,
              "bigrams": sum(p in c.text for p in pairs) / len(pairs) if pairs else 0.0,
              "length": math.log1p(len(c.text)), f"asked_{asked}": 1.0,
-             "unit_figure": float(bool(unit) and any(g.unit == unit for g in figures)),
-             "has_date": float(any(g.unit == "date" for g in figures)), "has_lead": float(bool(meta.get("lead_unit"))),
-             "has_deadline": float(bool(meta.get("deadline"))), "figures": math.log1p(len(figures))}
+             "unit_figure": float(bool(unit) and unit in units), "has_date": float("date" in units),
+             "has_lead": float(bool(meta.get("lead_unit"))),
+             "has_deadline": float(bool(meta.get("deadline"))), "figures": math.log1p(len(units))}
         for name, v in f.items():
             if name in _INDEX:
                 X[row, _INDEX[name]] = v
@@ -126,10 +131,7 @@ def load_ranker(path: str | Path = MODEL_PATH) -> RankerModel | None:
     path = Path(path)
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise GovragError(f"ranker model {path} cannot be read ({exc}); {REBUILD}") from exc
+    data = read_model(path, "ranker model", REBUILD)
     if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("features") != list(FEATURES):
         raise GovragError(f"ranker model {path} does not match this govrag's features; {REBUILD}")
     return RankerModel(data)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-
 from .config import Settings, load_settings
 from .documents import DISTRICTS
 from .english import Vocabulary, chinese_query, detect_language, expand_query, pinyin_index, pinyin_terms
@@ -152,14 +151,18 @@ class Retriever:
         translations (built on first use)."""
         if self._pinyin is None and detect_language(question) == "en":
             self._pinyin = pinyin_index(self.index.vocabulary)
+        return understand(question, translated, self._pinyin, self.vocabulary if self._pinyin is not None else None)
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """This corpus's words, for translating English words (built on first use)."""
+        if self._vocabulary is None:
             self._vocabulary = Vocabulary(self.index.vocabulary)
-        return understand(question, translated, self._pinyin, self._vocabulary)
+        return self._vocabulary
 
     def terms(self, english: str) -> list[tuple[str, float]]:
         """Weighted Chinese terms of English words, resolved against this corpus's words."""
-        if self._vocabulary is None:
-            self._vocabulary = Vocabulary(self.index.vocabulary)
-        return expand_query(english, self._vocabulary)
+        return expand_query(english, self.vocabulary)
 
     @classmethod
     def load(cls, index_dir: str | Path | None = None, settings: Settings | None = None) -> "Retriever":

@@ -7,10 +7,23 @@ hundred rows cost about a millisecond. Nothing is pickled.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .models import GovragError
+
+
+def read_model(path: Path, what: str, rebuild: str) -> Any:
+    """The JSON of a model file; GovragError naming the file and the command that rebuilds it
+    when it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GovragError(f"{what} {path} cannot be read ({exc}); {rebuild}") from exc
 
 
 @dataclass

@@ -11,7 +11,6 @@ naming the command that rebuilds it (`python -m eval.train_reader`).
 """
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..models import GovragError
-from ..trees import Forest
+from ..trees import Forest, read_model
 from .features import FEATURES
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "data" / "reader_model.json"
@@ -72,8 +71,4 @@ def check(data: Any, where: str) -> dict[str, Any]:
 def load_model(path: str | Path = MODEL_PATH) -> ReaderModel:
     """The reader model stored at `path` (checked against the feature list)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise GovragError(f"reader model {path} cannot be read ({exc}); {REBUILD}") from exc
-    return ReaderModel(check(data, str(path)))
+    return ReaderModel(check(read_model(path, "reader model", REBUILD), str(path)))
