@@ -78,7 +78,8 @@ def fit(data: list) -> Any:
 
 
 def hits_at(retriever, items: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """hit@1 and hit@5 per language of the retriever as it searches (k=5)."""
+    """hit@1 and hit@5 of the retriever as it searches (k=5): over all questions, per language
+    ("zh", "en") and per question type ("figure", "entity", ...)."""
     out: dict[str, list[tuple[bool, bool]]] = {}
     for item in items:
         if item["type"] in ("unanswerable", "table"):
@@ -86,8 +87,8 @@ def hits_at(retriever, items: list[dict[str, Any]]) -> dict[str, dict[str, float
         quotes = _quotes(item)
         hits = retriever.search(item["question"], k=5)
         found = [any(q in normalise(h.chunk.text) for q in quotes[:1]) for h in hits]
-        out.setdefault(item["lang"], []).append((bool(found[:1] and found[0]), any(found)))
-        out.setdefault("all", []).append(out[item["lang"]][-1])
+        for key in ("all", item["lang"], item["type"]):
+            out.setdefault(key, []).append((bool(found[:1] and found[0]), any(found)))
     return {lang: {"hit@1": round(float(np.mean([a for a, _ in v])), 4), "hit@5": round(float(np.mean([b for _, b in v])), 4),
                    "n": len(v)} for lang, v in out.items()}
 

@@ -121,9 +121,20 @@ def decode_bytes(data: bytes, name: str = "input") -> str:
     return str(best)
 
 
+# Full-width ASCII forms (U+FF01-FF5E: ，？；：（）％１２) -> their ASCII twins, one character for
+# one, so offsets into the text stay valid. The seeds are written with ASCII punctuation, and every
+# pattern that reads text or questions is written for it.
+_HALF_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
+
+
+def fold_width(text: str) -> str:
+    """Full-width ASCII forms as ASCII (，->, ？->? １->1); the length is unchanged."""
+    return text.translate(_HALF_WIDTH)
+
+
 def normalise(text: str) -> str:
-    """Unify line endings and odd spaces; the characters of the content are kept."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    """Unify line endings, odd spaces and full-width ASCII forms; the content is otherwise kept."""
+    text = fold_width(text.replace("\r\n", "\n").replace("\r", "\n"))
     text = text.replace("\u3000", " ").replace("\xa0", " ").replace("\ufeff", "")
     text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", text)
     return "\n".join(line.rstrip() for line in text.split("\n"))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import Settings, load_settings
+from .documents import fold_width
 from .english import detect_language
 from .grounding import find_figures, same_figure
 from .index import current_version, tokenize
@@ -35,7 +36,7 @@ def clean_question(question: Any, max_chars: int) -> str:
     if not isinstance(question, str):
         raise GovragError("the question must be text")
     text = "".join(ch for ch in question if unicodedata.category(ch)[0] != "C" or ch in "\n\t")
-    text = " ".join(text.split())
+    text = " ".join(fold_width(text).split())
     if not text:
         raise GovragError("the question is empty")
     if len(text) > max_chars:

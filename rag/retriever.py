@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import Settings, load_settings
-from .documents import DISTRICTS
+from .documents import DISTRICTS, fold_width
 from .english import Vocabulary, chinese_query, detect_language, expand_query, pinyin_index, pinyin_terms
 from .index import Index, load_index, tokenize
 from .models import Chunk, GovragError, Hit
@@ -55,6 +55,7 @@ def understand(question: str, translated: str | None = None,
     """Language, Chinese search text and weighted BM25 tokens, years, districts, task numbers.
     `pinyin` (toneless reading -> corpus words) lets romanised names in English match;
     `vocabulary` (the corpus's words) resolves dictionary translations to words it uses."""
+    question = fold_width(question)
     lang = detect_language(question)
     if lang == "en":
         names = pinyin_terms(question, pinyin) if pinyin else []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.chunking import chunk_source
-from rag.documents import decode_bytes, find_files, load_file, read_raw
+from rag.documents import decode_bytes, find_files, load_file, normalise, read_raw
 from rag.models import GovragError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -296,3 +296,11 @@ def test_source_hash_is_of_the_cleaned_text(seed_sources, tmp_path):
     b = _write(tmp_path, "b.txt", ("返回手机版\n\n" + BODY).replace("\n", "\r\n").encode("gbk"))
     assert load_file(a).sha256 == load_file(b).sha256
     assert len({s.sha256 for s in seed_sources.values()}) == 5
+
+
+def test_full_width_forms_become_ascii_one_for_one():
+    text = "完成投资１２亿元，同比增长５％（预计）；详见：附表！"
+    folded = normalise(text)
+    assert folded == "完成投资12亿元,同比增长5%(预计);详见:附表!"
+    assert len(folded) == len(text)  # offsets into the text stay valid
+

@@ -168,3 +168,11 @@ def test_ordinals_are_not_figures():
     assert find_figures("第五次会议") == []
     assert find_figures("抓好第二批农民经济适用房建设") == []
     assert [f.text for f in find_figures("第3批共5批")] == ["5批"]
+
+
+@pytest.mark.parametrize("text, unit", [("规划面积约67平方公里", "平方公里"), ("新增造林300公顷", "公顷"),
+                                        ("年发电1.2亿千瓦时", "千瓦时"), ("交付3艘", "艘")])
+def test_area_energy_and_vessel_units(text, unit):
+    [found] = find_figures(text)
+    assert found.unit == unit
+

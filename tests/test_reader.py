@@ -13,9 +13,9 @@ import pytest
 from rag.english import Vocabulary
 from rag.index import tokenize
 from rag.models import Chunk, Hit
-from rag.reader import Reader
-from rag.reader.candidates import candidates
-from rag.reader.features import FEATURES, INDEX, QuestionContext, feature_matrix
+from rag.reader import Half, Reader, _assign, split_parts
+from rag.reader.candidates import Candidate, candidates
+from rag.reader.features import FEATURES, INDEX, QuestionContext, feature_matrix, section_role
 from rag.retriever import understand
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,6 +107,37 @@ def test_task_row_column_features_follow_the_asked_meaning():
     plan, done = _find(cands, "figure", "2处"), _find(cands, "figure", "1处")
     assert _value(X, done, "c_role_achieved") == 1 and _value(X, done, "c_role_match") == 1
     assert _value(X, plan, "c_role_target") == 1 and _value(X, plan, "c_role_mismatch") == 1
+
+
+def test_a_section_under_a_plan_heading_holds_targets():
+    assert section_role(["2021年政府工作报告", "三、2021年主要工作安排2021年是开局之年", "(二)聚力经略海洋"]) == "target"
+    assert section_role(["潮海街道2020年下半年工作计划完成情况", "一、抓好疫情防控"]) == "achieved"
+    assert section_role(["政府工作报告", "切实加强政府自身建设"]) == ""
+    text = "新增高标准农田8.3万亩。"
+    hits = [Hit(Chunk("t:section:0", "t.txt", "section", text, ["t", "三、2021年主要工作安排"], 0, len(text),
+                      {"title": "t"}), 1.0, {}, {"bm25": 10.0})]
+    cands, X = _rows("实际新建成了多少亩高标准农田?", hits)
+    i = _find(cands, "figure", "8.3万亩")
+    assert _value(X, i, "c_role_target") == 1 and _value(X, i, "c_role_mismatch") == 1
+
+
+def test_a_full_width_question_splits_into_its_halves():
+    from rag.pipeline import clean_question
+
+    question = clean_question("原计划要完成多少？三季度实际完成了多少？", 500)
+    assert question == "原计划要完成多少?三季度实际完成了多少?"
+    assert split_parts(question, "zh") == ["原计划要完成多少", "三季度实际完成了多少"]
+    assert understand("原计划要完成多少？三季度实际完成了多少？").text == question
+
+
+def test_two_halves_get_the_likeliest_pair_of_different_answers():
+    def half(*leads: str) -> Half:
+        return Half(None, [Candidate(0, "figure", lead, (0, 1), (0, 1), 0) for lead in leads], np.zeros((len(leads), 1)))
+
+    a, b = half("80%", "60%"), half("80%", "60%")
+    # both halves rank 80% first; the second half is far surer of it, so the first takes 60%
+    assert _assign([a, b], [[(0, 0.6), (1, 0.5)], [(0, 0.9), (1, 0.2)]]) == [(1, 0.5), (0, 0.9)]
+    assert _assign([a], [[(0, 0.6), (1, 0.5)]]) == [(0, 0.6)]
 
 
 def test_candidate_features_unit_fit_and_given_figures():

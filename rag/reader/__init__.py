@@ -107,30 +107,43 @@ class Reader:
             return render.abstain(q, hits, "no passages retrieved")
         if meta := self._publication(q, hits):
             return meta
-        chosen: list[tuple[Candidate, str, float]] = []
-        for half in self.halves(q, hits):
-            if not half.cands:
-                continue
-            scores = self.model.scores(half.X)
-            for i in np.argsort(-scores, kind="stable"):
-                c = half.cands[i]
-                if any(c.lead in o.lead or o.lead in c.lead or (c.figure and o.figure and c.figure.value == o.figure.value)
-                       for o, _, _ in chosen):
-                    continue  # the other half's answer
-                rivals = [s for j, s in enumerate(scores) if half.cands[j].lead != c.lead]
-                p = self.model.confidence(scores, half.X, int(i), max(rivals) if rivals else None)
-                chosen.append((c, half.ask.asked, p))
-                break
+        halves = [h for h in self.halves(q, hits) if h.cands]
+        named = [self._named_cell(h) for h in halves]
+        ranked = [[(n, self._probability(h, n))] if n is not None else self._ranked(h) for h, n in zip(halves, named)]
+        chosen = [(h.cands[i], h.ask.asked, p, n is not None)
+                  for h, (i, p), n in zip(halves, _assign(halves, ranked), named)]
         threshold = self.threshold or self.model.threshold(q.lang)
-        kept = [(c, a) for c, a, p in chosen if p >= threshold]
+        kept = [(c, a, p) for c, a, p, cell in chosen if cell or p >= threshold]
         if not kept:
             if not chosen:
                 return render.abstain(q, hits, "no candidate")
-            c, _, p = max(chosen, key=lambda cp: cp[2])
+            c, _, p, _ = max(chosen, key=lambda x: x[2])
             return render.abstain(q, hits, f"confidence {p:.2f} below {threshold:.2f}", (render.lead_text(c, q.lang), p))
-        answer = render.compose(q, hits, kept, min(p for _, _, p in chosen if p >= threshold))
-        answer.notes.insert(0, f"asked: {'+'.join(a for _, a in kept)}")
+        answer = render.compose(q, hits, [(c, a) for c, a, _ in kept], min(p for _, _, p in kept))
+        answer.notes.insert(0, f"asked: {'+'.join(a for _, a, _ in kept)}")
         return answer
+
+    def _probability(self, half: Half, i: int, scores: np.ndarray | None = None) -> float:
+        """P(right) of the half's candidate i."""
+        scores = self.model.scores(half.X) if scores is None else scores
+        rivals = [v for j, v in enumerate(scores) if half.cands[j].lead != half.cands[i].lead]
+        return self.model.confidence(scores, half.X, i, max(rivals) if rivals else None)
+
+    def _ranked(self, half: Half, top: int = 8) -> list[tuple[int, float]]:
+        """The half's best candidates by score, each with its probability of being right."""
+        scores = self.model.scores(half.X)
+        return [(int(i), self._probability(half, int(i), scores)) for i in np.argsort(-scores, kind="stable")[:top]]
+
+    @staticmethod
+    def _named_cell(half: Half) -> int | None:
+        """A half that names a task-row column (完成时限 / time limit, 主办单位 / lead unit) is
+        answered by that cell of the best-ranked row that has it: the table states it. Few bank
+        questions name a column, too few for the trees to learn it."""
+        ask = half.ask
+        kind = ("cell_deadline" if ask.asked == "deadline" and cues.TIME_LIMIT_CELL.search(ask.text) else
+                "cell_unit" if ask.asked == "unit" and cues.LEAD_CELL.search(ask.text) else None)
+        cells = [i for i, c in enumerate(half.cands) if c.kind == kind]
+        return min(cells, key=lambda i: half.cands[i].hit) if cells else None
 
     @staticmethod
     def _publication(q: Query, hits: list[Hit]) -> Answer | None:
@@ -142,3 +155,18 @@ class Reader:
         i = next((i for i, h in enumerate(hits) if h.chunk.meta.get("publish_date") and (
             not named or any(n in h.chunk.meta.get("title", "") or h.chunk.meta.get("title", "") in n for n in named))), None)
         return None if i is None else render.metadata_answer(q, hits, i, hits[i].chunk.meta["publish_date"])
+
+
+def _same_answer(a: Candidate, b: Candidate) -> bool:
+    return a.lead in b.lead or b.lead in a.lead or bool(a.figure and b.figure and a.figure.value == b.figure.value)
+
+
+def _assign(halves: list[Half], ranked: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
+    """(candidate, probability) for each half: the best of a one-fact question; for two halves
+    the pair of different answers most likely right together (the sum of their probabilities),
+    as each half's best alone may be the same fact."""
+    if len(halves) != 2:
+        return [r[0] for r in ranked]
+    (a, b), (ra, rb) = halves, ranked
+    pairs = [(x, y) for x in ra for y in rb if not _same_answer(a.cands[x[0]], b.cands[y[0]])]
+    return list(max(pairs, key=lambda xy: xy[0][1] + xy[1][1])) if pairs else [ra[0]]

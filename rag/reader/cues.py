@@ -48,6 +48,7 @@ SUM = _en("sum")
 SUM_ONLY = _en("sum_only")
 PERSON_Q = _en("person")
 TIME_LIMIT = _en("time_limit")
+TIME_LIMIT_CELL = _en("time_limit_cell")
 LEAD_CELL = _en("lead_cell")
 PUBLISH = _en("publish")
 DOC_SELF = _en("doc_self")
@@ -60,6 +61,8 @@ SPLIT_ZH = [re.compile(p) for p in _P["split_zh"]]
 SPLIT_EN = [re.compile(p, re.I) for p in _P["split_en"]]
 DEFINITION = re.compile(_P["definition"], re.S)
 ANAPHOR = _zh("anaphor")
+PLAN_HEADING = _zh("plan_heading")
+REVIEW_HEADING = _zh("review_heading")
 PER_UNIT = re.compile(rf"(?:{_P['per_unit_prefix']})({'|'.join(map(re.escape, UNITS))})|(亩|人|户)(?:产|均)")
 PER_UNIT_EN = {word: unit for word, unit in _DATA["units"]["per_en"].items()}
 

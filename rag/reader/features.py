@@ -151,6 +151,19 @@ def _question_features(ctx: QuestionContext) -> dict[str, float]:
     return f
 
 
+def section_role(headings: list[str], head: int = 24) -> str:
+    """"target" for a section under a plan heading (2021年主要工作安排), "achieved" under a review
+    (工作回顾, 计划完成情况), judged by the deepest heading with a cue (its first `head` characters:
+    a heading may run on into its first sentence); "" when no heading says."""
+    for heading in reversed(headings):
+        start = heading[:head]
+        if cues.REVIEW_HEADING.search(start):
+            return "achieved"
+        if cues.PLAN_HEADING.search(start):
+            return "target"
+    return ""
+
+
 def _sentence_features(text: str, c: Candidate, hit: Hit, ctx: QuestionContext) -> dict[str, float]:
     ask = ctx.ask
     sent = text[c.sent[0]:c.sent[1]]
@@ -168,7 +181,8 @@ def _clause_features(text: str, c: Candidate, hit: Hit, ctx: QuestionContext) ->
     read = text[c.context:c.clause[1]]
     other = sum(w for t, w in ask.others.items() if t in own.lower())
     cue = {k: bool(m.clause.search(own)) for k, m in cues.MARKERS.items()}
-    role = c.role or ("target" if hit.chunk.meta.get("doc_kind") == "task_list" else "")
+    role = c.role or (section_role(hit.chunk.heading_path) if hit.chunk.kind == "section" else "") or (
+        "target" if hit.chunk.meta.get("doc_kind") == "task_list" else "")
     rates = {a or b for a, b in cues.PER_UNIT.findall(read)}
     title = text[max(0, c.context - 12):c.context]
     return {
