@@ -140,6 +140,28 @@ def test_two_halves_get_the_likeliest_pair_of_different_answers():
     assert _assign([a], [[(0, 0.6), (1, 0.5)]]) == [(0, 0.6)]
 
 
+def test_an_answer_needs_p_right_to_exceed_p_no_answer():
+    from rag.reader.model import ReaderModel, load_model
+
+    def constant(logit: float) -> dict:
+        return {"trees": [{"feature": [0], "threshold": [0.0], "left": [0], "right": [0], "leaf": [True],
+                           "value": [logit], "missing_left": [False], "depth": 0}]}
+
+    data = load_model().data
+    hits = _hits(REPORT)
+    reader = _reader(hits)
+    q = reader.understand("全年新建口袋公园多少个?")
+    reader._model = ReaderModel({**data, "no_answer": constant(-20.0)})  # P(no answer) ~ 0
+    answered = reader.answer(q, hits)
+    reader._model = ReaderModel({**data, "no_answer": constant(20.0)})  # P(no answer) ~ 1
+    declined = reader.answer(q, hits)
+    assert not answered.abstained and answered.answer.startswith("12个")
+    assert declined.abstained and "P(no answer) 1.00" in declined.notes[0]
+    assert answered.confidence == declined.confidence  # P(right) itself is the same
+    without = ReaderModel({k: v for k, v in data.items() if k != "no_answer"})
+    assert without.no_answer(np.zeros(1), np.zeros((1, len(FEATURES)), dtype=np.float32), 0, None) == 0.0
+
+
 def test_candidate_features_unit_fit_and_given_figures():
     cands, X = _rows("投资多少亿元改造老旧小区?", _hits(REPORT))
     money, parks = _find(cands, "figure", "1.2亿元"), _find(cands, "figure", "12个")
@@ -183,5 +205,5 @@ def test_training_reproduces_the_stored_model_bit_for_bit(seed_index, tmp_path):
                          cwd=REPO, capture_output=True, text=True, timeout=3600)
     assert run.returncode == 0, run.stderr[-2000:]
     fresh, stored = json.loads(out.read_text(encoding="utf-8")), json.loads(MODEL_PATH.read_text(encoding="utf-8"))
-    for key in ("features", "trees", "baseline", "calibration", "thresholds"):
+    for key in ("features", "trees", "baseline", "calibration", "no_answer", "thresholds"):
         assert fresh[key] == stored[key], key

@@ -9,7 +9,8 @@ report language, read from rag/data/reader_cues.toml), `question` (what is asked
 (every span that could answer), `features` (what is known about each), `model` (the fitted
 trees and the calibrated probability, from rag/data/reader_model.json), `render` (the fact first,
 the cited sentence). The model is fitted by `python -m eval.train_reader` on the question
-bank's train split; the threshold on its probability is chosen on the validation split.
+bank's train split; the margin by which P(right) must exceed P(no answer) is chosen on the
+validation split and the training questions out of fold.
 """
 from __future__ import annotations
 
@@ -42,14 +43,14 @@ class Half:
 
 
 class Reader:
-    """Picks the answer among the candidates with the fitted model; abstains below the
-    threshold chosen on held-out questions."""
+    """Picks the answer among the candidates with the fitted model; abstains when P(right)
+    does not exceed P(no answer in the documents) by the margin chosen on held-out questions."""
 
     def __init__(self, idf: Callable[[str], float], corpus_text: str = "",
                  understand: Callable[[str], Query] = understand, model: ReaderModel | None = None,
-                 threshold: float = 0.0) -> None:
+                 threshold: float | None = None) -> None:
         self.idf = idf
-        self.threshold = threshold  # 0: the model's own
+        self.threshold = threshold  # the margin P(right) - P(no answer) must reach; None: the model's own
         self.corpus_text = corpus_text  # to tell a paraphrase from a thing the documents never name
         self.understand = understand
         self._model = model
@@ -110,24 +111,27 @@ class Reader:
         halves = [h for h in self.halves(q, hits) if h.cands]
         named = [self._named_cell(h) for h in halves]
         ranked = [[(n, self._probability(h, n))] if n is not None else self._ranked(h) for h, n in zip(halves, named)]
-        chosen = [(h.cands[i], h.ask.asked, p, n is not None)
+        chosen = [(h.cands[i], h.ask.asked, p, p - self._probability(h, i, absent=True), n is not None)
                   for h, (i, p), n in zip(halves, _assign(halves, ranked), named)]
-        threshold = self.threshold or self.model.threshold(q.lang)
-        kept = [(c, a, p) for c, a, p, cell in chosen if cell or p >= threshold]
+        threshold = self.model.threshold(q.lang) if self.threshold is None else self.threshold
+        kept = [(c, a, p) for c, a, p, lead, cell in chosen if cell or lead >= threshold]
         if not kept:
             if not chosen:
                 return render.abstain(q, hits, "no candidate")
-            c, _, p, _ = max(chosen, key=lambda x: x[2])
-            return render.abstain(q, hits, f"confidence {p:.2f} below {threshold:.2f}", (render.lead_text(c, q.lang), p))
+            c, _, p, lead, _ = max(chosen, key=lambda x: x[3])
+            return render.abstain(q, hits, f"P(right) {p:.2f} - P(no answer) {p - lead:.2f} below {threshold:.2f}",
+                                  (render.lead_text(c, q.lang), p))
         answer = render.compose(q, hits, [(c, a) for c, a, _ in kept], min(p for _, _, p in kept))
         answer.notes.insert(0, f"asked: {'+'.join(a for _, a, _ in kept)}")
         return answer
 
-    def _probability(self, half: Half, i: int, scores: np.ndarray | None = None) -> float:
-        """P(right) of the half's candidate i."""
+    def _probability(self, half: Half, i: int, scores: np.ndarray | None = None, absent: bool = False) -> float:
+        """P(right) of the half's candidate i; with `absent`, P(no answer in the documents) read
+        from it."""
         scores = self.model.scores(half.X) if scores is None else scores
         rivals = [v for j, v in enumerate(scores) if half.cands[j].lead != half.cands[i].lead]
-        return self.model.confidence(scores, half.X, i, max(rivals) if rivals else None)
+        read = self.model.no_answer if absent else self.model.confidence
+        return read(scores, half.X, i, max(rivals) if rivals else None)
 
     def _ranked(self, half: Half, top: int = 8) -> list[tuple[int, float]]:
         """The half's best candidates by score, each with its probability of being right."""

@@ -1,10 +1,13 @@
 """The fitted reader model, loaded from plain JSON (no pickle): gradient-boosted trees that rank
-the candidate answers of a question, and a second, small forest that turns the best candidate
-(its score, its lead over the others, its features) into the probability that it is right.
+the candidate answers of a question, and two small forests that read the best candidate (its
+score, its lead over the others, its features): the probability that it is right, and the
+probability that the documents hold no answer to the question at all.
 
-    model = load_model()                  # rag/data/reader_model.json
-    scores = model.scores(X)              # one per row of features.FEATURES
-    p = model.confidence(scores, X, best) # P(right), compared with model.threshold(lang)
+    model = load_model()                             # rag/data/reader_model.json
+    scores = model.scores(X)                         # one per row of features.FEATURES
+    p = model.confidence(scores, X, best, rival)     # P(right)
+    u = model.no_answer(scores, X, best, rival)      # P(no answer in the documents)
+    answer = p - u >= model.threshold(lang)
 
 The file names its feature list; a file made for other features is refused with a message
 naming the command that rebuilds it (`python -m eval.train_reader`).
@@ -34,6 +37,7 @@ class ReaderModel:
         self.forest = Forest.from_json(data["trees"])
         self.baseline = float(data["baseline"])
         self.calibration = Forest.from_json(data["calibration"]["trees"])
+        self.absent = Forest.from_json(data["no_answer"]["trees"]) if "no_answer" in data else None
         self.thresholds = data["thresholds"]
 
     def scores(self, X: np.ndarray) -> np.ndarray:
@@ -43,10 +47,19 @@ class ReaderModel:
     def confidence(self, scores: np.ndarray, X: np.ndarray, best: int, rival: float | None) -> float:
         """P(candidate `best` is a right answer), from its score, its lead over the best other
         answer (`rival`: that answer's score) and over the fifth-best, and its features."""
-        return float(1 / (1 + np.exp(-self.calibration.scores(calibration_row(scores, X, best, rival)[None])[0])))
+        return _probability(self.calibration, calibration_row(scores, X, best, rival))
+
+    def no_answer(self, scores: np.ndarray, X: np.ndarray, best: int, rival: float | None) -> float:
+        """P(the documents do not answer the question), read from the same best candidate (0
+        for a model file without that forest: then P(right) alone meets the threshold)."""
+        return 0.0 if self.absent is None else _probability(self.absent, calibration_row(scores, X, best, rival))
 
     def threshold(self, lang: str) -> float:
         return float(self.thresholds.get(lang, self.thresholds["zh"]))
+
+
+def _probability(forest: Forest, row: np.ndarray) -> float:
+    return float(1 / (1 + np.exp(-forest.scores(row[None])[0])))
 
 
 def calibration_row(scores: np.ndarray, X: np.ndarray, best: int, rival: float | None) -> np.ndarray:
