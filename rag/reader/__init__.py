@@ -129,7 +129,7 @@ class Reader:
         """P(right) of the half's candidate i; with `absent`, P(no answer in the documents) read
         from it."""
         scores = self.model.scores(half.X) if scores is None else scores
-        rivals = [v for j, v in enumerate(scores) if half.cands[j].lead != half.cands[i].lead]
+        rivals = [v for j, v in enumerate(scores) if not same_answer(half.cands[j], half.cands[i])]
         read = self.model.no_answer if absent else self.model.confidence
         return read(scores, half.X, i, max(rivals) if rivals else None)
 
@@ -161,7 +161,8 @@ class Reader:
         return None if i is None else render.metadata_answer(q, hits, i, hits[i].chunk.meta["publish_date"])
 
 
-def _same_answer(a: Candidate, b: Candidate) -> bool:
+def same_answer(a: Candidate, b: Candidate) -> bool:
+    """Whether two candidates put the same fact first (one lead inside the other, or one figure)."""
     return a.lead in b.lead or b.lead in a.lead or bool(a.figure and b.figure and a.figure.value == b.figure.value)
 
 
@@ -172,5 +173,5 @@ def _assign(halves: list[Half], ranked: list[list[tuple[int, float]]]) -> list[t
     if len(halves) != 2:
         return [r[0] for r in ranked]
     (a, b), (ra, rb) = halves, ranked
-    pairs = [(x, y) for x in ra for y in rb if not _same_answer(a.cands[x[0]], b.cands[y[0]])]
+    pairs = [(x, y) for x in ra for y in rb if not same_answer(a.cands[x[0]], b.cands[y[0]])]
     return list(max(pairs, key=lambda xy: xy[0][1] + xy[1][1])) if pairs else [ra[0]]

@@ -136,6 +136,42 @@ def clause_name(clause: str, known: set[str], known_chars: frozenset[str]) -> st
     return name if new >= 2 and new >= 0.4 * len(cjk) and len(name) <= 30 else None
 
 
+_NAME_END = set("vpcdurxwyezotsf")  # part-of-speech tags (first letter) that end a name: verbs, prepositions ...
+_AND = ("和", "及", "与", "以及")
+
+
+def enumeration(clause: str) -> str | None:
+    """The names a clause enumerates with 、 (推动|浙商银行、日照银行、齐鲁银行|在区内…;
+    第二人民医院、精神卫生中心和大信卫生院), without the verb before them or the count and kind
+    after them (…、海洋文旅|4个主导产业); None when there are not two names of 2-16 characters."""
+    if "、" not in clause:
+        return None
+    toks = list(_pos(clause))
+    seps = [i for i, (w, _) in enumerate(toks) if w == "、"]
+
+    def part(i: int, last: bool = False) -> bool:
+        w, f = toks[i]
+        if w in ("等", "在"):
+            return False
+        if f in ("m", "q", "mq", "eng"):
+            return not last  # a number inside a name (蒲渠220千伏), not the count after the last
+        return f[0] not in _NAME_END or f == "vn"
+
+    lo, hi = seps[0], seps[-1] + 1
+    while lo > 0 and part(lo - 1):
+        lo -= 1
+    while hi < len(toks) and part(hi, True):
+        hi += 1
+    if hi < len(toks) - 1 and toks[hi][0] in _AND:
+        end = hi + 1
+        while end < len(toks) and part(end, True):
+            end += 1
+        hi = end if end > hi + 1 else hi
+    text = "".join(w for w, _ in toks[lo:hi]).strip("、")
+    names = [x for x in re.split("、|" + "|".join(_AND), text) if x]
+    return text if len(names) >= 2 and all(2 <= len(x) <= 16 for x in names) else None
+
+
 def figure_text(text: str, figure: Found) -> str:
     """A figure as the source writes it, without inner spaces: a whole range (2012—2013年), a
     year with its part (2022年一季度)."""
@@ -227,6 +263,8 @@ def _clause_candidates(text: str, own: str, offset: int, base: dict, known: set[
         out.append(Candidate(kind="person", lead=name, **base))
     if (name := clause_name(own, known, known_chars)) is not None:
         out.append(Candidate(kind="name", lead=name, **base))
+    if (names := enumeration(own)) is not None:
+        out.append(Candidate(kind="list", lead=names, **base))
     if definition := cues.DEFINITION.match(text[base["sent"][0]:base["sent"][1]]):
         if base["clause"][0] == base["sent"][0]:
             out.append(Candidate(kind="definition", lead=definition.group(2)[:60], **base))
