@@ -48,9 +48,9 @@ class Reader:
 
     def __init__(self, idf: Callable[[str], float], corpus_text: str = "",
                  understand: Callable[[str], Query] = understand, model: ReaderModel | None = None,
-                 threshold: float | None = None) -> None:
+                 threshold: float = 0.0) -> None:
         self.idf = idf
-        self.threshold = threshold  # the margin P(right) - P(no answer) must reach; None: the model's own
+        self.threshold = threshold  # the margin P(right) - P(no answer) must reach; 0: the model's own
         self.corpus_text = corpus_text  # to tell a paraphrase from a thing the documents never name
         self.understand = understand
         self._model = model
@@ -113,7 +113,7 @@ class Reader:
         ranked = [[(n, self._probability(h, n))] if n is not None else self._ranked(h) for h, n in zip(halves, named)]
         chosen = [(h.cands[i], h.ask.asked, p, p - self._probability(h, i, absent=True), n is not None)
                   for h, (i, p), n in zip(halves, _assign(halves, ranked), named)]
-        threshold = self.model.threshold(q.lang) if self.threshold is None else self.threshold
+        threshold = self.threshold or self.model.threshold(q.lang)
         kept = [(c, a, p) for c, a, p, lead, cell in chosen if cell or lead >= threshold]
         if not kept:
             if not chosen:
