@@ -133,12 +133,11 @@ def trees_json(booster) -> tuple[list[dict[str, list]], float]:
 
 def _best(model, s: Sample) -> tuple[int, np.ndarray, float | None]:
     """(index of the best candidate, all scores, the best different answer's score)."""
-    from rag.reader import same_answer
+    from rag.reader import rival
 
     scores = model.scores(s.X)
     i = int(np.argmax(scores))
-    rivals = [v for j, v in enumerate(scores) if not same_answer(s.cands[j], s.cands[i])]
-    return i, scores, max(rivals) if rivals else None
+    return i, scores, rival(s.cands, scores, i)
 
 
 @dataclass

@@ -109,10 +109,14 @@ class Reader:
         if meta := self._publication(q, hits):
             return meta
         halves = [h for h in self.halves(q, hits) if h.cands]
+        scores = [self.model.scores(h.X) for h in halves]
         named = [self._named_cell(h) for h in halves]
-        ranked = [[(n, self._probability(h, n))] if n is not None else self._ranked(h) for h, n in zip(halves, named)]
-        chosen = [(h.cands[i], h.ask.asked, p, p - self._probability(h, i, absent=True), n is not None)
-                  for h, (i, p), n in zip(halves, _assign(halves, ranked), named)]
+        ranked = [self._ranked(h, s) if n is None else [(n, self.model.confidence(s, h.X, n, rival(h.cands, s, n)))]
+                  for h, s, n in zip(halves, scores, named)]
+        chosen = []  # (candidate, asked kind, P(right), P(right) - P(no answer), from a named cell)
+        for h, s, (i, p), n in zip(halves, scores, _assign(halves, ranked), named):
+            absent = self.model.no_answer(s, h.X, i, rival(h.cands, s, i))
+            chosen.append((h.cands[i], h.ask.asked, p, p - absent, n is not None))
         threshold = self.threshold or self.model.threshold(q.lang)
         kept = [(c, a, p) for c, a, p, lead, cell in chosen if cell or lead >= threshold]
         if not kept:
@@ -125,18 +129,10 @@ class Reader:
         answer.notes.insert(0, f"asked: {'+'.join(a for _, a, _ in kept)}")
         return answer
 
-    def _probability(self, half: Half, i: int, scores: np.ndarray | None = None, absent: bool = False) -> float:
-        """P(right) of the half's candidate i; with `absent`, P(no answer in the documents) read
-        from it."""
-        scores = self.model.scores(half.X) if scores is None else scores
-        rivals = [v for j, v in enumerate(scores) if not same_answer(half.cands[j], half.cands[i])]
-        read = self.model.no_answer if absent else self.model.confidence
-        return read(scores, half.X, i, max(rivals) if rivals else None)
-
-    def _ranked(self, half: Half, top: int = 8) -> list[tuple[int, float]]:
+    def _ranked(self, half: Half, scores: np.ndarray, top: int = 8) -> list[tuple[int, float]]:
         """The half's best candidates by score, each with its probability of being right."""
-        scores = self.model.scores(half.X)
-        return [(int(i), self._probability(half, int(i), scores)) for i in np.argsort(-scores, kind="stable")[:top]]
+        return [(int(i), self.model.confidence(scores, half.X, int(i), rival(half.cands, scores, int(i))))
+                for i in np.argsort(-scores, kind="stable")[:top]]
 
     @staticmethod
     def _named_cell(half: Half) -> int | None:
@@ -164,6 +160,12 @@ class Reader:
 def same_answer(a: Candidate, b: Candidate) -> bool:
     """Whether two candidates put the same fact first (one lead inside the other, or one figure)."""
     return a.lead in b.lead or b.lead in a.lead or bool(a.figure and b.figure and a.figure.value == b.figure.value)
+
+
+def rival(cands: list[Candidate], scores: np.ndarray, i: int) -> float | None:
+    """The score of the best candidate that is a different answer than candidate i."""
+    rivals = [v for j, v in enumerate(scores) if not same_answer(cands[j], cands[i])]
+    return max(rivals) if rivals else None
 
 
 def _assign(halves: list[Half], ranked: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
