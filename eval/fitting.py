@@ -11,6 +11,14 @@ from typing import Any, Callable
 from rag.models import GovragError
 
 
+def training_items(paths: list[Path]) -> list[dict[str, Any]]:
+    """The items of the training files, each with its writer (the file's name when it has none:
+    eval/dev.jsonl's questions are one writer's)."""
+    from eval.metrics import load_dataset
+
+    return [{**i, "writer": i.get("writer") or path.stem} for path in paths for i in load_dataset(path)]
+
+
 def write_model(out: Path, data: dict[str, Any]) -> None:
     """The model as JSON (numbers as Python writes floats, so a refit compares bit for bit)."""
     out.write_text(json.dumps(data, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")

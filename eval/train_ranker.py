@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from eval.fitting import command, write_model
+from eval.fit_senses import folds
+from eval.fitting import command, training_items, write_model
 from eval.metrics import load_dataset, normalise
 
 MIN_QUESTIONS = 2  # validation questions (hit@1 + hit@5) the dense channel must win in a language
@@ -38,10 +39,14 @@ def _quotes(item: dict[str, Any]) -> list[str]:
     return [normalise(q) for q in [item["quote"], *item.get("quotes", [])] if q]
 
 
-def groups(retriever, items: list[dict[str, Any]], dense: set[str]) -> list[tuple[dict[str, Any], list[int], np.ndarray, np.ndarray]]:
+def groups(retriever, items: list[dict[str, Any]], dense: set[str],
+           senses: dict[str, Any]) -> list[tuple[dict[str, Any], list[int], np.ndarray, np.ndarray]]:
     """(item, candidate positions, features, relevance) of each answerable item; `dense`: the
-    languages whose questions use the dense channel."""
+    languages whose questions use the dense channel; `senses`: the dictionary sense counts to
+    translate each writer's questions with."""
     from tqdm import tqdm
+
+    from rag.english import use_senses
 
     from rag.ranker import Channels, features
     from rag.reader.question import asked_type, asked_unit
@@ -53,6 +58,7 @@ def groups(retriever, items: list[dict[str, Any]], dense: set[str]) -> list[tupl
     for item in tqdm(items, desc="passages", unit="q", file=sys.stderr):
         if item["type"] in ("unanswerable", "table"):
             continue
+        use_senses(senses[item["writer"]])
         q = retriever.understand(item["question"])
         channels = ("dense", "bm25") if q.lang in dense else ("bm25",)
         ranks, raw, rrf = retriever.gather(q, CANDIDATES, channels)
@@ -65,6 +71,7 @@ def groups(retriever, items: list[dict[str, Any]], dense: set[str]) -> list[tupl
         quotes = _quotes(item)
         y = np.array([int(any(qt in texts[p] for qt in quotes)) for p in positions], dtype=np.int8)
         out.append((item, positions, X, y))
+    use_senses(None)
     return out
 
 
@@ -100,10 +107,11 @@ def train(retriever, out: Path) -> dict[str, Any]:
     from rag.ranker import FEATURES, FORMAT, RankerModel
     from rag.trees import lightgbm_trees
 
-    items = [i for path in TRAIN for i in load_dataset(path)]
+    items = training_items(TRAIN)
+    senses = folds(retriever, items)
     validation = load_dataset(VALIDATION)
-    dense_trees = lightgbm_trees(fit(groups(retriever, items, {"zh", "en"})))
-    lexical_trees = lightgbm_trees(fit(groups(retriever, items, set())))
+    dense_trees = lightgbm_trees(fit(groups(retriever, items, {"zh", "en"}, senses)))
+    lexical_trees = lightgbm_trees(fit(groups(retriever, items, set(), senses)))
     results = {}
     for name, langs in (("dense", ["zh", "en"]), ("no-dense", [])):
         retriever._ranker = RankerModel({"trees": dense_trees, "lexical_trees": lexical_trees, "dense_langs": langs})

@@ -39,7 +39,8 @@ import numpy as np
 
 from rag.tables.names import common_length
 
-from eval.fitting import command, write_model
+from eval.fit_senses import folds
+from eval.fitting import command, training_items, write_model
 from eval.metrics import load_dataset, normalise
 
 TRAIN = [Path("eval/bank/train.jsonl"), Path("eval/dev.jsonl")]  # dev.jsonl: the earlier sessions' questions
@@ -98,18 +99,24 @@ def label(item: dict[str, Any], cand, hits: list, lang: str) -> int:
     return 2 if concise else 1
 
 
-def collect(pipeline, items: list[dict[str, Any]]) -> list[Sample]:
-    """The candidates of every item's halves, through the pipeline's own retrieval."""
+def collect(pipeline, items: list[dict[str, Any]], senses: dict[str, Any] | None = None) -> list[Sample]:
+    """The candidates of every item's halves, through the pipeline's own retrieval; `senses`:
+    the dictionary sense counts to translate each writer's questions with (default: the file's)."""
     from tqdm import tqdm
+
+    from rag.english import use_senses
 
     samples = []
     for item in tqdm(items, desc="candidates", unit="q", file=sys.stderr):
+        if senses is not None:
+            use_senses(senses[item["writer"]])
         q = pipeline.retriever.understand(item["question"])
         hits, k = pipeline.retrieve(q, pipeline.settings.k)
         hits = hits[:k]
         for half in pipeline.reader.halves(q, hits):
             y = np.array([label(item, c, hits, q.lang) for c in half.cands], dtype=np.int8)
             samples.append(Sample(item, q, hits, half.cands, half.ask.asked, half.X, y))
+    use_senses(None)
     return samples
 
 
@@ -247,8 +254,8 @@ def train(pipeline, out: Path) -> dict[str, Any]:
     from rag.reader.features import FEATURES
     from rag.reader.model import FORMAT, ReaderModel
 
-    items = [{**i, "writer": i.get("writer") or path.stem} for path in TRAIN for i in load_dataset(path)]
-    train_samples = collect(pipeline, items)
+    items = training_items(TRAIN)
+    train_samples = collect(pipeline, items, folds(pipeline.retriever, items))
     clf = fit_trees(train_samples)
     trees, baseline = trees_json(clf)
     oof = out_of_fold(train_samples)

@@ -33,7 +33,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
@@ -494,7 +494,7 @@ def _segments(text: str) -> list[list[str]]:
 
 def _lookup(
     lex: _Lexicon, words: list[str]
-) -> tuple[list[tuple[str, float]], list[str]] | None:
+) -> tuple[list[tuple[str, float]], list[str], str] | None:
     """Glossary, then CEDICT, for one word sequence, as given and lemmatised.
 
     Returns (glossary terms with weights, []) or ([], CEDICT headwords best first) or None.
@@ -511,7 +511,7 @@ def _lookup(
         keys.append(" ".join(lemmas))
     for key in keys:
         if key in lex.glossary:
-            return list(lex.glossary[key]), []
+            return list(lex.glossary[key]), [], key
     if plural_only:  # dictionary keys are singular: "materials" is "material" first
         keys.reverse()
     if words[0] in STOP_WORDS or (words[-1] in STOP_WORDS and words[-1] not in _PARTICLES):
@@ -519,7 +519,7 @@ def _lookup(
     heads: list[str] = []
     for key in keys:
         heads += [h for h in lex.cedict.get(key, ()) if h not in heads]
-    return ([], heads) if heads else None
+    return ([], heads, " ".join(lemmas)) if heads else None
 
 
 class Vocabulary:
@@ -540,11 +540,88 @@ class Vocabulary:
             return [head]
         return [w for w in self._by_char.get(head[0], ()) if head in w and len(w) <= len(head) + 2][:2]
 
+    def resolve_all(self, heads: list[str]) -> list[str]:
+        """The corpus words of dictionary headwords, in their order, each once."""
+        return list(dict.fromkeys(w for h in heads for w in self.resolve(h)))
+
+
+SENSES_PATH = Path(__file__).with_name("data") / "en_zh_senses.tsv"
+
+
+class Senses:
+    """Which dictionary senses of an English word questions over documents like these mean,
+    counted on questions with known answers (``python -m eval.fit_senses``): for a word and a
+    corpus headword, how often the word was asked and how often the passage that answered held
+    the headword. A headword's score is (held + 0.5) / (asked + 1), 0.5 when never seen; a
+    word's candidates are ordered by it (the dictionary's order among equals)."""
+
+    def __init__(self, counts: dict[str, dict[str, tuple[int, int]]] | None = None) -> None:
+        self.counts = counts or {}
+
+    @classmethod
+    def read(cls, path: Path) -> "Senses":
+        counts: dict[str, dict[str, tuple[int, int]]] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line and not line.startswith("#"):
+                    key, head, asked, held = line.split("\t")
+                    counts.setdefault(key, {})[head] = (int(asked), int(held))
+        return cls(counts)
+
+    def score(self, key: str, head: str) -> float:
+        asked, held = self.counts.get(key, {}).get(head, (0, 0))
+        return (held + 0.5) / (asked + 1)
+
+    def order(self, key: str, heads: list[str]) -> list[str]:
+        if key not in self.counts:
+            return heads
+        return sorted(heads, key=lambda h: -self.score(key, h))
+
+
+_senses: Senses | None = None
+
+
+def senses() -> Senses:
+    """The fitted sense counts (rag/data/en_zh_senses.tsv; none when the file is absent)."""
+    global _senses
+    if _senses is None:
+        _senses = Senses.read(SENSES_PATH)
+    return _senses
+
+
+def use_senses(table: Senses | None) -> None:
+    """Replace the sense counts for this process (None: read the file again on next use)."""
+    global _senses
+    _senses = table
+
 
 def _split_weight(heads: list[str], total: float) -> list[tuple[str, float]]:
     """Share ``total`` among ranked candidates, harmonically (1, 1/2, 1/3, normalised)."""
     harmonic = sum(1.0 / (i + 1) for i in range(len(heads)))
     return [(h, round(total / ((i + 1) * harmonic), 4)) for i, h in enumerate(heads)]
+
+
+def _matches(latin_text: str, lex: _Lexicon) -> Iterator[tuple[int, list[tuple[str, float]], list[str], str]]:
+    """(words matched, glossary terms, CEDICT headwords, key) of each phrase or word of English
+    text, longest match first, left to right."""
+    for words in _segments(latin_text):
+        i = 0
+        while i < len(words):
+            for n in range(min(_MAX_PHRASE, len(words) - i), 0, -1):
+                span = words[i : i + n]
+                if not all(w in STOP_WORDS for w in span) and (found := _lookup(lex, span)):
+                    yield (n, *found)
+                    i += n
+                    break
+            else:
+                i += 1
+
+
+def dictionary_senses(text: str, vocabulary: Vocabulary) -> list[tuple[str, list[str]]]:
+    """(key, corpus headwords in dictionary order) of each English word or phrase of ``text``
+    that CC-CEDICT translates: what :class:`Senses` counts are fitted on."""
+    latin_text, _ = _split_numbers(_CJK_RUN_RE.sub(" , ", text))
+    return [(key, vocabulary.resolve_all(heads)) for _, _, heads, key in _matches(latin_text, _lexicon()) if heads]
 
 
 def expand_query(
@@ -576,31 +653,16 @@ def expand_query(
     for number in numbers:
         add(number, 1.0)
 
-    for words in _segments(latin_text):
-        i = 0
-        while i < len(words):
-            match = None
-            for n in range(min(_MAX_PHRASE, len(words) - i), 0, -1):
-                span = words[i : i + n]
-                if all(w in STOP_WORDS for w in span):
-                    continue
-                found = _lookup(lex, span)
-                if found:
-                    match = (n, found)
-                    break
-            if match is None:
-                i += 1
-                continue
-            n, (glossary_terms, heads) = match
-            for term, w in glossary_terms:
+    for n, glossary_terms, heads, key in _matches(latin_text, lex):
+        for term, w in glossary_terms:
+            add(term, w)
+        if heads:
+            if vocabulary is not None:
+                heads = vocabulary.resolve_all(heads)
+            heads = senses().order(key, heads)
+            total = _CEDICT_PHRASE_WEIGHT if n > 1 else _CEDICT_WORD_WEIGHT
+            for term, w in _split_weight(heads[:_CANDIDATES], total):
                 add(term, w)
-            if heads:
-                if vocabulary is not None:
-                    heads = list(dict.fromkeys(w for h in heads for w in vocabulary.resolve(h)))
-                total = _CEDICT_PHRASE_WEIGHT if n > 1 else _CEDICT_WORD_WEIGHT
-                for term, w in _split_weight(heads[:_CANDIDATES], total):
-                    add(term, w)
-            i += n
     order = {t: k for k, t in enumerate(weights)}
     return sorted(weights.items(), key=lambda tw: (-tw[1], order[tw[0]]))
 
