@@ -264,12 +264,13 @@ def _heading_of(par: str) -> tuple[int, str] | None:
         if m := regex.match(par):
             first = re.match(r"[^。!?;,,]{1,30}", par[m.end():])
             return level, par[:m.end()] + (first.group(0) if first else "")
-    if len(par) <= 25 and not re.search(r"[。;,,!]", par) and not _DATE_LINE.match(par):
+    if len(par) <= 25 and not re.search(r"[。;,,!|]", par) and not _DATE_LINE.match(par) and not _SIGNED.match(par):
         return 1, par
     return None
 
 
 _DATE_LINE = re.compile(r"^20\d{2}-\d{2}-\d{2}$")
+_SIGNED = re.compile(r"^20\d{2}年\d{1,2}月\d{1,2}日$")  # the date a notice is signed: content, not a heading
 
 
 def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -306,18 +307,33 @@ def _is_bare(par: str) -> bool:
     return "。" not in par and len(par.strip()) <= 40 and _heading_of(par) is not None
 
 
+def _is_short(par: str) -> bool:
+    """A line too short to stand alone as a passage (no sentence end, at most 40 characters)."""
+    return "。" not in par and len(par.strip()) <= 40
+
+
 def chunk_report(doc: Document, b: _Builder, budget: int = 300, overlap: int = 40) -> None:
     """One chunk per section paragraph (一、/(一)/numbered), long ones split at sentence ends."""
     text = b.source.text
     path: list[str] = []
     expected = {1: 1, 2: 1}
     n = 0
+    run: tuple[int, int] | None = None
+
+    def emit(s: int, e: int) -> None:
+        nonlocal n
+        for ws, we in _windows(text, s, e, budget, overlap):
+            n += 1
+            b.add(doc, "section", f"{doc.index}.{n}", ws, we, [doc.meta.get("title", "")] + path,
+                  section=path[-1] if path else None)
+
     pars = _paragraphs(text, doc.start, doc.end)
     for i, (s, e) in enumerate(pars):
         head = _heading_of(text[s:e])
         marked = bool(_TOP_HEADING.match(text[s:e]) or _SUB_HEADING.match(text[s:e]))
-        if head and not marked and (i + 1 == len(pars) or _is_bare(text[pars[i + 1][0]:pars[i + 1][1]])):
-            head = None  # a short unmarked line with no content after it is content itself
+        after = text[pars[i + 1][0]:pars[i + 1][1]].strip() if i + 1 < len(pars) else ""
+        if head and not marked and (not after or _is_bare(after) or _SIGNED.match(after)):
+            head = None  # a short unmarked line with no content after it (or a signature) is content itself
         if head:
             level, title = head
             m = _TOP_HEADING.match(text[s:e]) or _SUB_HEADING.match(text[s:e])
@@ -334,13 +350,21 @@ def chunk_report(doc: Document, b: _Builder, budget: int = 300, overlap: int = 4
             if head and title.lstrip("•· ") == doc.meta.get("title"):  # the title line, maybe bulleted
                 continue
             if head:
+                if run:  # the short lines before a heading belong to the section before it
+                    emit(*run)
+                    run = None
                 path = (path[:1] + [title]) if level == 2 and path else [title]
                 if _is_bare(text[s:e]) and i + 1 < len(pars):
                     continue  # a bare heading line: it heads the paragraphs that follow
-        for ws, we in _windows(text, s, e, budget, overlap):
-            n += 1
-            b.add(doc, "section", f"{doc.index}.{n}", ws, we, [doc.meta.get("title", "")] + path,
-                  section=path[-1] if path else None)
+        if run and (not _is_short(text[s:e]) or count_tokens(text[run[0]:e]) > budget):
+            emit(*run)
+            run = None
+        if not head and _is_short(text[s:e]):
+            run = (run[0] if run else s, e)  # short lines in a row (a metadata block, a signature) stay together
+            continue
+        emit(s, e)
+    if run:
+        emit(*run)
 
 
 CHUNKERS = {"progress_table": chunk_progress_table, "task_list": chunk_task_list}

@@ -239,6 +239,34 @@ def test_report_with_inline_headings_in_one_long_line(tmp_path):
     assert not any("2024-03-01" in c.text for c in chunks)  # the date line is metadata
 
 
+NOTICE = (
+    "示范区2024年重点工作任务\n"
+    "成文日期 | 2024-03-01 |\n"
+    "发文机关 | 区政府办公室 |\n"
+    "发文字号 | 示政办发〔2024〕7号 |\n"
+    "示范区人民政府办公室\n"
+    "关于印发重点工作任务的通知\n"
+    "各街道办事处,区政府各部门:\n"
+    "《示范区2024年重点工作任务》已经区政府研究同意,现印发给你们,请认真组织实施。\n"
+    "示范区人民政府办公室\n"
+    "2024年3月1日\n"
+    "一、聚力科技创新\n"
+    "新增高新技术企业50家,建成市级以上创新平台10个。\n"
+)
+
+
+def test_a_notices_metadata_and_signature_are_content_not_headings(tmp_path):
+    _, chunks = _load(tmp_path, "notice.txt", NOTICE)
+    [meta] = [c for c in chunks if "发文字号" in c.text]
+    assert "成文日期" in meta.text and "发文机关 | 区政府办公室" in meta.text  # short lines in a row stay together
+    [signed] = [c for c in chunks if "2024年3月1日" in c.text]
+    assert "示范区人民政府办公室\n2024年3月1日" in signed.text
+    headings = {h for c in chunks for h in c.heading_path[1:]}
+    assert not any("|" in h or "2024年3月1日" in h for h in headings), headings
+    [item] = [c for c in chunks if "新增高新技术企业50家" in c.text]
+    assert item.heading_path[1:] == ["一、聚力科技创新"]
+
+
 TABLE = (
     "2023年示范区重点工作进展情况表\n"
     "发布日期:2023-07-10\n"
