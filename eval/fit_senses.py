@@ -5,8 +5,8 @@
 For every English question of the bank's train split and of eval/dev.jsonl that the documents
 answer, each English word or phrase CC-CEDICT translates is looked up as the retriever does
 (its headwords resolved to the corpus's words); for each of its first KEEP headwords, "asked"
-counts the question and "held" counts it when a passage holding the gold quote (with its title
-and headings) contains the headword. "train" is asked about training (培训) here, not railways
+counts the question and "held" counts it when the search tokens of the passages holding the
+gold quote (with their titles and headings) include the headword's. "train" is asked about training (培训) here, not railways
 (列车); "fine" about penalties (罚款), not quality (优良). The test split is never read.
 
 The counts are written as a TSV (key, headword, asked, held), read by rag.english.Senses.

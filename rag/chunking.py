@@ -302,14 +302,14 @@ def _windows(text: str, start: int, end: int, budget: int, overlap: int) -> list
     return windows
 
 
-def _is_bare(par: str) -> bool:
-    """A short line with no sentence in it (a heading, if anything follows it)."""
-    return "。" not in par and len(par.strip()) <= 40 and _heading_of(par) is not None
-
-
 def _is_short(par: str) -> bool:
     """A line too short to stand alone as a passage (no sentence end, at most 40 characters)."""
     return "。" not in par and len(par.strip()) <= 40
+
+
+def _is_bare(par: str) -> bool:
+    """A short line that could be a heading (it is one if anything follows it)."""
+    return _is_short(par) and _heading_of(par) is not None
 
 
 def chunk_report(doc: Document, b: _Builder, budget: int = 300, overlap: int = 40) -> None:
