@@ -1,6 +1,8 @@
-"""Helpers shared by several test modules: a made-up report and the app on a free port."""
+"""Helpers shared by several test modules: a made-up report, the app on a free port, refitting
+a stored model."""
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -45,3 +47,11 @@ def serve_app(pipeline, settings):
 
 
 __all__ = ["PROGRESS_TABLE", "SAMPLE_REPORT", "TABLE_QUESTION", "free_port", "serve_app"]
+
+
+def refit(module: str, index: Path, out: Path) -> None:
+    """Run a fitting command (`python -m eval.fit_senses`, `eval.train_reader`) on `index`,
+    writing to `out`; it must succeed."""
+    run = subprocess.run([sys.executable, "-m", module, "--index", str(index), "--out", str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=3600)
+    assert run.returncode == 0, run.stderr[-2000:]

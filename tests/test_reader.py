@@ -3,9 +3,6 @@ model's calibrated probability; and the training command reproducing the stored 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +12,11 @@ from rag.index import tokenize
 from rag.models import Chunk, Hit
 from rag.reader import Half, Reader, _assign, split_parts
 from rag.reader.candidates import Candidate, candidates
-from rag.reader.features import FEATURES, INDEX, QuestionContext, feature_matrix, section_role
+from rag.reader.features import FEATURES, INDEX, section_role
 from rag.retriever import understand
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import refit
+
 REPORT = "一、城市建设\n全年新建口袋公园12个,累计建成口袋公园30个。投资1.2亿元改造老旧小区,计划年底前完工。"
 
 
@@ -201,9 +199,7 @@ def test_training_reproduces_the_stored_model_bit_for_bit(seed_index, tmp_path):
     from rag.reader.model import MODEL_PATH
 
     out = tmp_path / "reader_model.json"
-    run = subprocess.run([sys.executable, "-m", "eval.train_reader", "--index", str(seed_index), "--out", str(out)],
-                         cwd=REPO, capture_output=True, text=True, timeout=3600)
-    assert run.returncode == 0, run.stderr[-2000:]
+    refit("eval.train_reader", seed_index, out)
     fresh, stored = json.loads(out.read_text(encoding="utf-8")), json.loads(MODEL_PATH.read_text(encoding="utf-8"))
     for key in ("features", "trees", "baseline", "calibration", "no_answer", "thresholds"):
         assert fresh[key] == stored[key], key

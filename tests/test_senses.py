@@ -2,7 +2,6 @@
 CC-CEDICT's translations of an English word questions over these documents mean."""
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ if str(REPO) not in sys.path:  # eval/ is a folder of the repository, not an ins
     sys.path.insert(0, str(REPO))
 
 from eval.fit_senses import count, folds, gold_words  # noqa: E402
+from helpers import refit  # noqa: E402
 CORPUS = Vocabulary(["培训", "列车", "罚款", "优良", "精细", "美好", "报告", "人才", "农民"])
 
 
@@ -75,7 +75,5 @@ def test_each_writer_is_translated_with_counts_fitted_without_them(seed_index):
 @pytest.mark.slow
 def test_fitting_reproduces_the_stored_counts(seed_index, tmp_path):
     out = tmp_path / "senses.tsv"
-    run = subprocess.run([sys.executable, "-m", "eval.fit_senses", "--index", str(seed_index), "--out", str(out)],
-                         cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
+    refit("eval.fit_senses", seed_index, out)
     assert out.read_text(encoding="utf-8") == english.SENSES_PATH.read_text(encoding="utf-8")
