@@ -20,7 +20,7 @@ from typing import Any
 from rag.english import Senses
 
 from eval.fitting import command, training_items
-from eval.metrics import normalise
+from eval.metrics import gold_quotes, normalise
 
 TRAIN = [Path("eval/bank/train.jsonl"), Path("eval/dev.jsonl")]
 KEEP = 8  # headwords counted per word: the ones that could reach the query's three
@@ -34,7 +34,7 @@ def gold_words(chunks: list, items: list[dict[str, Any]]) -> list[set[str]]:
     words: dict[int, set[str]] = {}
     out = []
     for item in items:
-        quotes = [normalise(q) for q in [item["quote"], *item.get("quotes", [])] if q]
+        quotes = gold_quotes(item)
         held = [i for i, t in enumerate(texts) if any(q in t for q in quotes)]
         out.append(set().union(*(words.setdefault(i, set(tokenize(chunks[i].embed_text))) for i in held)))
     return out

@@ -27,6 +27,11 @@ def normalise(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).split()).casefold()
 
 
+def gold_quotes(item: dict[str, Any]) -> list[str]:
+    """The item's gold quotes (`quote` and a multi-fact item's `quotes`), normalised."""
+    return [normalise(q) for q in [item["quote"], *item.get("quotes", [])] if q]
+
+
 def _check_item(item: Any, where: str) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise GovragError(f"{where}: not a JSON object")

@@ -24,7 +24,7 @@ import numpy as np
 
 from eval.fit_senses import folds
 from eval.fitting import command, training_items, write_model
-from eval.metrics import load_dataset, normalise
+from eval.metrics import gold_quotes, load_dataset, normalise
 
 MIN_QUESTIONS = 2  # validation questions (hit@1 + hit@5) the dense channel must win in a language
 TRAIN = [Path("eval/bank/train.jsonl"), Path("eval/dev.jsonl")]
@@ -35,10 +35,6 @@ PARAMS = dict(objective="lambdarank", learning_rate=0.05, num_leaves=15, min_dat
 ROUNDS = 200
 SEEDS = (0, 1, 2, 3)  # forests averaged
 FITTED_ON = ["progress_table", "task_list", "work_report"]  # the document kinds of the seeds
-
-
-def _quotes(item: dict[str, Any]) -> list[str]:
-    return [normalise(q) for q in [item["quote"], *item.get("quotes", [])] if q]
 
 
 def groups(retriever, items: list[dict[str, Any]], dense: set[str],
@@ -70,7 +66,7 @@ def groups(retriever, items: list[dict[str, Any]], dense: set[str],
                       if "dense" in channels else None)
         X = features(q, positions, ch, chunks, retriever.index.idf, asked_type(q.text, q.lang),
                      asked_unit(q.text, q.lang), lambda c: contradicts(c, q.years, q.districts, q.doc_years), rrf)
-        quotes = _quotes(item)
+        quotes = gold_quotes(item)
         y = np.array([int(any(qt in texts[p] for qt in quotes)) for p in positions], dtype=np.int8)
         out.append((item, positions, X, y))
     use_senses(None)
@@ -102,7 +98,7 @@ def hits_at(retriever, items: list[dict[str, Any]]) -> dict[str, dict[str, float
     for item in items:
         if item["type"] in ("unanswerable", "table"):
             continue
-        quotes = _quotes(item)
+        quotes = gold_quotes(item)
         hits = retriever.search(item["question"], k=5)
         found = [any(q in normalise(h.chunk.text) for q in quotes[:1]) for h in hits]
         for key in ("all", item["lang"], item["type"]):

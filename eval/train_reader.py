@@ -41,7 +41,7 @@ from rag.tables.names import common_length
 
 from eval.fit_senses import folds
 from eval.fitting import command, training_items, write_model
-from eval.metrics import load_dataset, normalise
+from eval.metrics import gold_quotes, load_dataset, normalise
 
 TRAIN = [Path("eval/bank/train.jsonl"), Path("eval/dev.jsonl")]  # dev.jsonl: the earlier sessions' questions
 VALIDATION = Path("eval/bank/validation.jsonl")
@@ -93,8 +93,7 @@ def label(item: dict[str, Any], cand, hits: list, lang: str) -> int:
         return 0
     text = hits[cand.hit].chunk.text
     sent = normalise(text[cand.sent[0]:cand.sent[1]]).rstrip(SENTENCE_ENDS)  # "张元升;" is all in "区长;张元升"
-    quotes = [normalise(q) for q in [item["quote"], *item.get("quotes", [])] if q]
-    if not any(common_length(sent, q) >= min(8, len(q), len(sent)) for q in quotes):
+    if not any(common_length(sent, q) >= min(8, len(q), len(sent)) for q in gold_quotes(item)):
         return 0
     concise = cand.kind not in ("clause", "definition") or len(cand.lead) <= max(map(len, held)) + 6
     return 2 if concise else 1
