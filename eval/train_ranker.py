@@ -46,10 +46,6 @@ def groups(retriever, items: list[dict[str, Any]], dense: set[str],
 
     from rag.english import use_senses
 
-    from rag.ranker import Channels, features
-    from rag.reader.question import asked_type, asked_unit
-    from rag.retriever import contradicts
-
     chunks = retriever.index.chunks
     texts = [normalise(c.text) for c in chunks]
     out = []
@@ -61,11 +57,7 @@ def groups(retriever, items: list[dict[str, Any]], dense: set[str],
         channels = ("dense", "bm25") if q.lang in dense else ("bm25",)
         ranks, raw, rrf = retriever.gather(q, CANDIDATES, channels)
         positions = sorted(rrf, key=lambda p: -rrf[p])
-        ch = Channels({p: (ranks[p]["bm25"], raw[p]["bm25"]) for p in positions if "bm25" in ranks[p]},
-                      {p: (ranks[p]["dense"], raw[p]["dense"]) for p in positions if "dense" in ranks[p]}
-                      if "dense" in channels else None)
-        X = features(q, positions, ch, chunks, retriever.index.idf, asked_type(q.text, q.lang),
-                     asked_unit(q.text, q.lang), lambda c: contradicts(c, q.years, q.districts, q.doc_years), rrf)
+        X, _ = retriever.ranking_features(q, positions, ranks, raw, rrf)
         quotes = gold_quotes(item)
         y = np.array([int(any(qt in texts[p] for qt in quotes)) for p in positions], dtype=np.int8)
         out.append((item, positions, X, y))

@@ -36,7 +36,7 @@ ABSENT_RANK = 40.0
 FEATURES: tuple[str, ...] = (
     "bm25", "bm25_norm", "bm25_rank", "dense", "dense_gap", "dense_rank", "rrf", "both", "en",
     "year", "district", "contradicts", "row", "task_row", "task_item", "section", *(f"doc_{k}" for k in DOC_KINDS),
-    "cov", "cov_text", "cov_heading", "cov_title", "bigrams", "length",
+    "cov", "cov_text", "cov_heading", "cov_title", "cov_doc", "cov_doc_gap", "bigrams", "length",
     *(f"asked_{t}" for t in ASKED), "unit_figure", "has_date", "has_lead", "has_deadline", "figures",
 )
 _INDEX = {n: i for i, n in enumerate(FEATURES)}
@@ -62,12 +62,17 @@ def _figure_units(text: str) -> tuple[str | None, ...]:
     return tuple(g.unit for g in find_figures(text))
 
 
-def features(q: Any, positions: list[int], ch: Channels, chunks: list[Chunk], idf: Callable[[str], float],
+def features(q: Any, positions: list[int], ch: Channels, index: Any,
              asked: str, unit: str | None, contradicts: Callable[[Chunk], bool], rrf: dict[int, float]) -> np.ndarray:
-    """One row of FEATURES per candidate position."""
+    """One row of FEATURES per candidate position (`index`: the loaded index, for its chunks,
+    IDF and whole documents' text)."""
+    chunks = index.chunks
     X = np.zeros((len(positions), len(FEATURES)), dtype=np.float32)
-    weights = {t: w * idf(t) for t, w in q.bm25_tokens if not re.fullmatch(r"20\d\d", t)}
+    weights = {t: w * index.idf(t) for t, w in q.bm25_tokens if not re.fullmatch(r"20\d\d", t)}
     total = sum(weights.values()) or 1.0
+    # how much of the question the candidate's whole document holds, against the best document
+    cov_doc = {doc: _coverage(index.doc_texts[doc], weights) / total for doc in {chunks[p].doc for p in positions}}
+    best_doc = max(cov_doc.values(), default=0.0)
     pairs = set(_CJK_PAIR.findall(q.zh_text)) | {q.zh_text[i:i + 2] for i in range(len(q.zh_text) - 1)
                                                  if _CJK_PAIR.fullmatch(q.zh_text[i:i + 2])}
     top_bm25 = max((s for _, s in ch.bm25.values()), default=0.0) or 1.0
@@ -92,6 +97,7 @@ def features(q: Any, positions: list[int], ch: Channels, chunks: list[Chunk], id
              "cov": _coverage(c.embed_text, weights) / total, "cov_text": _coverage(c.text, weights) / total,
              "cov_heading": _coverage(heading, weights) / total,
              "cov_title": _coverage(meta.get("title", ""), weights) / total,
+             "cov_doc": cov_doc[c.doc], "cov_doc_gap": cov_doc[c.doc] - best_doc,
              "bigrams": sum(p in c.text for p in pairs) / len(pairs) if pairs else 0.0,
              "length": math.log1p(len(c.text)), f"asked_{asked}": 1.0,
              "unit_figure": float(bool(unit) and unit in units), "has_date": float("date" in units),

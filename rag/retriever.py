@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from .config import Settings, load_settings
 from .documents import DISTRICTS, fold_width
 from .english import Vocabulary, chinese_query, detect_language, expand_query, pinyin_index, pinyin_terms
@@ -277,9 +279,10 @@ class Retriever:
         unit = 1.0 / (rrf_k + 1)
         return ranks, raw, {p: s + self._boost(chunks[p], q) * unit for p, s in fused.items()}
 
-    def _learned(self, ranker, q: Query, positions: list[int], ranks: dict[int, dict[str, int]],
-                 raw: dict[int, dict[str, float]], rrf: dict[int, float]) -> list[tuple[float, int]]:
-        """(score, position) of the candidates ordered by the learned ranker."""
+    def ranking_features(self, q: Query, positions: list[int], ranks: dict[int, dict[str, int]],
+                         raw: dict[int, dict[str, float]], rrf: dict[int, float]) -> tuple[np.ndarray, bool]:
+        """The learned ranker's features of the candidates `gather` returned, and whether the
+        dense channel ran (it picks the forest)."""
         from .ranker import Channels, features
         from .reader.question import asked_type, asked_unit
 
@@ -287,9 +290,15 @@ class Retriever:
             return {p: (ranks[p][name], raw[p][name]) for p in positions if name in ranks[p]}
 
         ch = Channels(channel("bm25"), channel("dense") if any("dense" in ranks[p] for p in positions) else None)
-        X = features(q, positions, ch, self.index.chunks, self.index.idf, asked_type(q.text, q.lang),
-                     asked_unit(q.text, q.lang), lambda c: contradicts(c, q.years, q.districts, q.doc_years), rrf)
-        scores = ranker.scores(X, ch.dense is not None)
+        X = features(q, positions, ch, self.index, asked_type(q.text, q.lang), asked_unit(q.text, q.lang),
+                     lambda c: contradicts(c, q.years, q.districts, q.doc_years), rrf)
+        return X, ch.dense is not None
+
+    def _learned(self, ranker, q: Query, positions: list[int], ranks: dict[int, dict[str, int]],
+                 raw: dict[int, dict[str, float]], rrf: dict[int, float]) -> list[tuple[float, int]]:
+        """(score, position) of the candidates ordered by the learned ranker."""
+        X, dense = self.ranking_features(q, positions, ranks, raw, rrf)
+        scores = ranker.scores(X, dense)
         return sorted(zip(scores.tolist(), positions), key=lambda sp: -sp[0])
 
     def as_langchain(self, k: int = 5, filters: dict[str, Any] | None = None):

@@ -45,6 +45,15 @@ class StoredChunks:
     def _by_id(self) -> dict[str, Chunk]:
         return {c.id: c for c in self.chunks}
 
+    @cached_property
+    def doc_texts(self) -> dict[str, str]:
+        """Each document's chunks' text, lower-cased and joined: what the ranker matches a
+        question's description of a document against ("the report that mentions ...")."""
+        texts: dict[str, list[str]] = {}
+        for c in self.chunks:
+            texts.setdefault(c.doc, []).append(c.text.lower())
+        return {doc: "\n".join(parts) for doc, parts in texts.items()}
+
     def chunk(self, chunk_id: str) -> Chunk:
         """The chunk with this id (KeyError if the index has none)."""
         return self._by_id[chunk_id]
