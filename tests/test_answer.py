@@ -27,6 +27,9 @@ from rag.pipeline import clean_question
     ("Had the list of problems been issued?", "en", "status"),
     ("What year-end growth rate of the loan balance was targeted?", "en", "share"),
     ("What year did the plan start?", "en", "deadline"),
+    ("On what exact day did the market open?", "en", "deadline"),
+    ("Which company is responsible for the parking lot?", "en", "unit"),
+    ("Which two industries are the leading ones?", "en", "entity"),
 ])
 def test_asked_type(question, lang, expected):
     assert asked_type(question, lang) == expected

@@ -165,6 +165,8 @@ def test_candidate_features_unit_fit_and_given_figures():
     money, parks = _find(cands, "figure", "1.2亿元"), _find(cands, "figure", "12个")
     assert _value(X, money, "f_fit") > _value(X, parks, "f_fit")
     assert _value(X, money, "k_figure") == 1 and _value(X, money, "f_amount") == 1
+    assert _value(X, money, "lead_digits") == 1
+    assert all(_value(X, i, "lead_digits") == 0 for i, c in enumerate(cands) if not any(ch.isdigit() for ch in c.lead))
     cands, X = _rows("新建的12个口袋公园之外,累计建成多少个?", _hits(REPORT))
     assert _value(X, _find(cands, "figure", "12个"), "f_given") == 1  # the question states it
 

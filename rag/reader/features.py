@@ -44,7 +44,7 @@ FEATURES: tuple[str, ...] = (
     # the candidate
     *(f"k_{k}" for k in KINDS), "f_fit", "f_unit_same", "f_given", "f_date", "f_year", "f_share", "f_amount",
     "f_countable", "f_label_cov", "f_position", "f_figures", "lead_len", "lead_new", "lead_known",
-    "lead_anchor", "cell_asked",
+    "lead_anchor", "lead_digits", "cell_asked",
 )
 INDEX = {name: i for i, name in enumerate(FEATURES)}
 
@@ -230,6 +230,7 @@ def _candidate_features(text: str, c: Candidate, ctx: QuestionContext) -> dict[s
     f.update({"lead_len": math.log1p(len(c.lead)), "lead_new": _novelty(c.lead, ctx.q),
               "lead_known": float(lead in ctx.q.text.lower() or lead in ctx.q.zh_text.lower()),
               "lead_anchor": float(any(a in c.lead for a in ask.anchors)),
+              "lead_digits": float(any(ch.isdigit() for ch in c.lead)),
               "cell_asked": float((c.kind, ask.asked) in (("cell_unit", "unit"), ("cell_deadline", "deadline"),
                                                           ("cell_status", "status")))})
     return f

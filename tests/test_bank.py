@@ -1,0 +1,46 @@
+"""The question bank in eval/bank/: well-formed items, gold quotes that are in their documents,
+and splits that share no writer (the test split is only reported)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eval.metrics import gold_quotes, load_dataset, normalise
+
+REPO = Path(__file__).resolve().parents[1]
+BANK = REPO / "eval" / "bank"
+SPLITS = ("train", "validation", "test")
+
+
+@pytest.fixture(scope="module")
+def splits() -> dict[str, list[dict]]:
+    return {name: load_dataset(BANK / f"{name}.jsonl") for name in SPLITS}  # raises on a malformed item
+
+
+@pytest.fixture(scope="module")
+def documents() -> dict[str, str]:
+    return {p.name: normalise(p.read_text(encoding="utf-8")) for p in (REPO / "seeds").glob("*.txt")}
+
+
+def test_splits_share_no_writer_and_every_item_names_its_writer(splits):
+    writers = {name: {item.get("writer") for item in items} for name, items in splits.items()}
+    assert all(None not in w and "" not in w for w in writers.values())
+    assert not writers["train"] & writers["validation"]
+    assert not (writers["train"] | writers["validation"]) & writers["test"]
+    assert (BANK / "test.jsonl").read_text(encoding="utf-8").startswith("# TEST split")
+    assert "only to report" in (BANK / "test.jsonl").read_text(encoding="utf-8").splitlines()[0]
+
+
+@pytest.mark.parametrize("name", SPLITS)
+def test_gold_quotes_are_in_their_documents_and_hold_an_accepted_answer(splits, documents, name):
+    for item in splits[name]:
+        quotes = gold_quotes(item)
+        if item["type"] == "unanswerable":
+            assert not quotes, item["id"]
+            continue
+        assert item["doc"] in documents and quotes, item["id"]
+        assert all(q in documents[item["doc"]] for q in quotes), item["id"]
+        held = "".join(quotes)
+        for group in item.get("accept_all") or [item["accept"]]:
+            assert any(normalise(a) in held for a in group), (item["id"], group)
