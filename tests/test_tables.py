@@ -168,6 +168,8 @@ def test_a_made_up_task_list_answers_table_questions(tmp_path):
     a = ask("How many tasks does the Bureau of Industry and Information Technology lead?", "en")
     assert a.answer.startswith("1 task") and "培育先进制造业" in a.answer
     assert parse("新建学校多少所?", "zh", table, [], [], lambda t: []) is None
+    assert parse("任务里要新建多少条公交线路?", "zh", table, [], [], lambda t: []) is None  # 条 counts the routes
+    assert parse("第二部分的任务有几项已完成?", "zh", table, [], [], lambda t: []) is not None  # 已完成 is no noun
     assert parse("办好教育这项任务的牵头单位有哪些?", "zh", table, [], [], lambda t: []) is None
 
 
