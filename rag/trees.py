@@ -33,8 +33,7 @@ class Forest:
     feature: np.ndarray
     threshold: np.ndarray
     left: np.ndarray
-    right: np.ndarray
-    leaf: np.ndarray
+    right: np.ndarray  # a leaf's children are itself
     value: np.ndarray
     missing_left: np.ndarray
     roots: np.ndarray
@@ -52,10 +51,15 @@ class Forest:
             depth = max(depth, int(t["depth"]))
             for k in keys:
                 cols[k] += [v + base for v in t[k]] if k in ("left", "right") else t[k]
-        return cls(np.array(cols["feature"], dtype=np.int32), np.array(cols["threshold"], dtype=np.float64),
-                   np.array(cols["left"], dtype=np.int32), np.array(cols["right"], dtype=np.int32),
-                   np.array(cols["leaf"], dtype=bool), np.array(cols["value"], dtype=np.float64),
-                   np.array(cols["missing_left"], dtype=bool), np.array(roots, dtype=np.int32), depth)
+        leaf = np.array(cols["leaf"], dtype=bool)
+        index = np.arange(len(leaf), dtype=np.int32)
+        # a leaf points at itself whatever it is asked, so every row walks `depth` levels alike
+        left = np.where(leaf, index, np.array(cols["left"], dtype=np.int32))
+        right = np.where(leaf, index, np.array(cols["right"], dtype=np.int32))
+        threshold = np.where(leaf, np.inf, np.array(cols["threshold"], dtype=np.float64))
+        missing_left = np.array(cols["missing_left"], dtype=bool) | leaf
+        return cls(np.array(cols["feature"], dtype=np.int32), threshold, left, right,
+                   np.array(cols["value"], dtype=np.float64), missing_left, np.array(roots, dtype=np.int32), depth)
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """The sum of the trees' leaf values for each row of X (NaN takes the missing branch)."""
@@ -67,7 +71,7 @@ class Forest:
         for _ in range(self.depth):
             x = X[rows, self.feature[node]]
             go_left = (x <= self.threshold[node]) | (np.isnan(x) & self.missing_left[node])
-            node = np.where(self.leaf[node], node, np.where(go_left, self.left[node], self.right[node]))
+            node = np.where(go_left, self.left[node], self.right[node])
         return self.value[node].sum(axis=1)
 
 

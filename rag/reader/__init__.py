@@ -131,8 +131,9 @@ class Reader:
 
     def _ranked(self, half: Half, scores: np.ndarray, top: int = 8) -> list[tuple[int, float]]:
         """The half's best candidates by score, each with its probability of being right."""
-        return [(int(i), self.model.confidence(scores, half.X, int(i), rival(half.cands, scores, int(i))))
-                for i in np.argsort(-scores, kind="stable")[:top]]
+        best = [int(i) for i in np.argsort(-scores, kind="stable")[:top]]
+        p = self.model.confidences(scores, half.X, best, [rival(half.cands, scores, i) for i in best])
+        return [(i, float(v)) for i, v in zip(best, p)]
 
     @staticmethod
     def _named_cell(half: Half) -> int | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -111,6 +111,13 @@ class QuestionContext:
     ask: Ask
     half: bool  # one half of a two-fact question
     unknown_nouns: int
+    covered: dict[str, float] = field(default_factory=dict)  # text -> coverage (many candidates share a text)
+
+    def cover(self, text: str) -> float:
+        """`coverage` of text by this question's weights, computed once per text."""
+        if text not in self.covered:
+            self.covered[text] = coverage(text, self.ask.weights)
+        return self.covered[text]
 
 
 def _hit_features(hits: list[Hit], ctx: QuestionContext) -> list[dict[str, float]]:
@@ -124,8 +131,8 @@ def _hit_features(hits: list[Hit], ctx: QuestionContext) -> list[dict[str, float
         out.append({
             "h_rank": rank, "h_rank_inv": 1 / (1 + rank), "h_bm25": h.raw.get("bm25", 0.0) / top_bm25,
             "h_dense": h.raw.get("dense", 0.0), "h_fused": h.score / top_fused,
-            "h_cov": coverage(h.chunk.embed_text, ask.weights) / total,
-            "h_heading_cov": coverage(" ".join(h.chunk.heading_path[1:]), ask.weights) / total,
+            "h_cov": ctx.cover(h.chunk.embed_text) / total,
+            "h_heading_cov": ctx.cover(" ".join(h.chunk.heading_path[1:])) / total,
             "h_contradicts": float(contradicts(h.chunk, q.years, q.districts, q.doc_years)
                                    and contradicts(h.chunk, ask.years, ask.districts, ask.doc_years)),
             "h_year": float(bool(ask.years) and meta.get("year") in ask.years),
@@ -168,9 +175,9 @@ def _sentence_features(text: str, c: Candidate, hit: Hit, ctx: QuestionContext) 
     ask = ctx.ask
     sent = text[c.sent[0]:c.sent[1]]
     heading = hit.chunk.heading_path[-1] if hit.chunk.heading_path else ""
-    s_cov = coverage(sent, ask.weights)
+    s_cov = ctx.cover(sent)
     return {"s_cov": s_cov / ask.total, "s_len": math.log1p(len(sent)),
-            "c_local_cov": (s_cov + coverage(heading, ask.weights)) / ask.total,
+            "c_local_cov": (s_cov + ctx.cover(heading)) / ask.total,
             "c_counted": float(bool(ask.counted) and ask.counted in sent)}
 
 
@@ -186,7 +193,7 @@ def _clause_features(text: str, c: Candidate, hit: Hit, ctx: QuestionContext) ->
     rates = {a or b for a, b in cues.PER_UNIT.findall(read)}
     title = text[max(0, c.context - 12):c.context]
     return {
-        "c_cov": (coverage(read, ask.weights) - 0.5 * other) / total, "c_own_cov": coverage(own, ask.weights) / total,
+        "c_cov": (ctx.cover(read) - 0.5 * other) / total, "c_own_cov": ctx.cover(own) / total,
         "c_other": other / total,
         "c_bigrams": sum(g in read for g in ask.bigrams) / len(ask.bigrams) if ask.bigrams else 0.0,
         "c_target_cue": float(cue["target"]), "c_achieved_cue": float(cue["achieved"]),
@@ -197,7 +204,7 @@ def _clause_features(text: str, c: Candidate, hit: Hit, ctx: QuestionContext) ->
         "c_status_cue": float(bool(cues.STATUS.search(own))), "c_novelty": _novelty(own, q),
         "c_anchors": float(sum(a in read for a in ask.anchors)),
         "c_per_match": float(bool(rates & ask.per_units)), "c_per_other": float(bool(rates - ask.per_units)),
-        "c_title_cov": coverage(title, ask.weights) / total,
+        "c_title_cov": ctx.cover(title) / total,
         "c_year": float(any(str(y) in read for y in ask.years)),
         "c_borrowed": float(c.context < c.clause[0]), "c_len": math.log1p(len(own)),
     }
@@ -216,7 +223,7 @@ def _candidate_features(text: str, c: Candidate, ctx: QuestionContext) -> dict[s
                   "f_date": float(fig.unit == "date"), "f_year": float(fig.unit == "年"),
                   "f_share": float(fig.unit in cues.SHARE_UNITS), "f_amount": float(fig.unit in cues.AMOUNT_UNITS),
                   "f_countable": float(fig.unit in cues.QUANTITY_UNITS),
-                  "f_label_cov": coverage(_label(own, figures, i), ask.weights) / ask.total if figures else 0.0,
+                  "f_label_cov": ctx.cover(_label(own, figures, i)) / ask.total if figures else 0.0,
                   "f_position": float(i), "f_figures": float(len(figures))})
     elif c.kind in ("cell_deadline", "cell_unit", "cell_status"):
         asked = (c.kind, ask.asked) in (("cell_deadline", "deadline"), ("cell_unit", "unit"), ("cell_status", "status"))

@@ -1,0 +1,23 @@
+"""The JSON forests score rows as LightGBM itself does (missing values included)."""
+from __future__ import annotations
+
+import lightgbm
+import numpy as np
+
+from rag.trees import Forest, lightgbm_trees
+
+
+def test_forest_scores_equal_lightgbms_predictions():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 6))
+    X[rng.random(X.shape) < 0.1] = np.nan  # missing values take each split's default branch
+    y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) ** 2 > 0.5).astype(int)
+    params = {"objective": "binary", "num_leaves": 15, "min_data_in_leaf": 5, "verbose": -1, "seed": 0,
+              "deterministic": True, "num_threads": 1}
+    booster = lightgbm.train(params, lightgbm.Dataset(X, y), num_boost_round=40)
+    forest = Forest.from_json(lightgbm_trees(booster))
+    rows = rng.normal(size=(200, 6))
+    rows[rng.random(rows.shape) < 0.2] = np.nan
+    assert forest.depth > 2
+    np.testing.assert_allclose(forest.scores(rows), booster.predict(rows, raw_score=True), rtol=0, atol=1e-9)
+    assert forest.scores(rows[:0]).shape == (0,)
