@@ -51,20 +51,23 @@ class ReaderModel:
 
     def confidences(self, scores: np.ndarray, X: np.ndarray, rows: list[int], rivals: list[float | None]) -> np.ndarray:
         """`confidence` of several candidates at once (one pass over the forest)."""
-        calib = np.stack([calibration_row(scores, X, i, r) for i, r in zip(rows, rivals)])
-        return 1 / (1 + np.exp(-self.calibration.scores(calib)))
+        rows_in = np.stack([calibration_row(scores, X, i, r) for i, r in zip(rows, rivals)])
+        return _probabilities(self.calibration, rows_in)
 
     def no_answer(self, scores: np.ndarray, X: np.ndarray, best: int, rival: float | None) -> float:
         """P(the documents do not answer the question), read from the same best candidate (0
         for a model file without that forest: then P(right) alone meets the threshold)."""
-        return 0.0 if self.absent is None else _probability(self.absent, calibration_row(scores, X, best, rival))
+        if self.absent is None:
+            return 0.0
+        return float(_probabilities(self.absent, calibration_row(scores, X, best, rival)[None])[0])
 
     def threshold(self, lang: str) -> float:
         return float(self.thresholds.get(lang, self.thresholds["zh"]))
 
 
-def _probability(forest: Forest, row: np.ndarray) -> float:
-    return float(1 / (1 + np.exp(-forest.scores(row[None])[0])))
+def _probabilities(forest: Forest, rows: np.ndarray) -> np.ndarray:
+    """The forest's raw scores of the rows through the logistic function."""
+    return 1 / (1 + np.exp(-forest.scores(rows)))
 
 
 def calibration_row(scores: np.ndarray, X: np.ndarray, best: int, rival: float | None) -> np.ndarray:
