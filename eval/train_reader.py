@@ -15,7 +15,9 @@ read the best candidate (P(right), P(no answer in the documents)), and the abste
   documents?" (P(no answer)). Both are fitted on out-of-fold best candidates: the training
   questions are cut by writer, each writer's questions ranked by trees fitted on the other
   writers'. An unanswerable question's best candidate is never right, so this is where
-  abstention is learned.
+  abstention is learned. Their size (15 leaves, 300 rounds) is what the nested out-of-fold
+  count of right halves settled at (7 leaves and 150 rounds: 0.885; 15 x 300: 0.892; more:
+  no better), with the 26 writers' 3,151 halves.
 * A half is answered when P(right) - P(no answer) reaches the threshold: an uncertain answer to
   a question the documents seem to answer is still worth giving, a likelier one to a question
   they seem not to answer is not (out of fold 0.862 of the halves right against 0.851 with a
@@ -50,9 +52,9 @@ PARAMS = dict(objective="lambdarank", learning_rate=0.05, num_leaves=15, min_dat
               seed=0, verbose=-1)
 ROUNDS = 300
 SENTENCE_ENDS = "。;,、:!?"  # after NFKC: what may end a sentence in the gold quote
-CALIBRATION = dict(objective="binary", learning_rate=0.05, num_leaves=7, min_data_in_leaf=20, feature_fraction=0.8,
+CALIBRATION = dict(objective="binary", learning_rate=0.05, num_leaves=15, min_data_in_leaf=20, feature_fraction=0.8,
                    lambda_l2=5.0, deterministic=True, num_threads=1, seed=0, verbose=-1)
-CALIBRATION_ROUNDS = 150
+CALIBRATION_ROUNDS = 300
 
 
 @dataclass
