@@ -78,8 +78,8 @@ class _Builder:
         base = f"{self.stem}:{kind}:{key}"
         occurrence = self.seen[base]
         self.seen[base] += 1
-        full_meta = {k: v for k, v in doc.meta.items() if k in ("title", "district", "year", "kind",
-                                                                "publish_date")}
+        full_meta = {k: v for k, v in doc.meta.items() if k in ("title", "district", "year", "years",
+                                                                "kind", "publish_date")}
         full_meta["doc_kind"] = full_meta.pop("kind", None)
         full_meta.update({k: v for k, v in meta.items() if v not in (None, "")})
         self.chunks.append(Chunk(f"{base}:{occurrence}", self.source.name, kind, text[start:end],

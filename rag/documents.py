@@ -45,6 +45,7 @@ _DATE_LINE_RE = re.compile(r"^(20\d{2})-(\d{2})-(\d{2})$")
 _PUBLISH_RE = re.compile(r"发布日期\s*[::|]\s*\|?\s*(20\d{2})[-年/.](\d{1,2})[-月/.](\d{1,2})")
 _CN_DATE_RE = re.compile(r"(20\d{2})年(\d{1,2})月(\d{1,2})日")
 _YEAR_RE = re.compile(r"(20\d{2})年")
+_YEAR_NAMED = re.compile(r"(?<![\d.])(20\d{2})(?![\d.])(?!\s*(?:万|亿|元|个|人|吨|%|米))")  # 2023年, 2023—2024产季
 _TITLE_END_RE = re.compile(r"(工作报告|任务|计划|情况|情况表|季度\)|方案|规划|要点|总结)$")
 
 # Places the corpus talks about; the first is the canonical name, the rest are aliases.
@@ -317,6 +318,8 @@ def document_meta(title: str, body: str, date: str | None = None) -> dict[str, A
     if m := re.search(r"发文机关\s*\|\s*([^|\n]+?)\s*\|", body):
         meta["issuer"] = m.group(1)
     meta["kind"] = _kind(title, body)
+    if meta["kind"] == "news":  # an article is about every year it names (a title may name one compared with)
+        meta["years"] = sorted({int(y) for y in _YEAR_NAMED.findall(title + body)})
     return meta
 
 

@@ -31,6 +31,12 @@ class Chunk:
         parts = [self.meta.get("title", ""), " > ".join(self.heading_path), self.text]
         return "\n".join(p for p in parts if p)
 
+    def about_year(self, years: list[int]) -> bool:
+        """Whether the chunk's document is about one of `years`: its year, or for a news article
+        any year it names (a headline may name the year it compares with)."""
+        meta = self.meta
+        return meta.get("year") in years or bool(set(years) & set(meta.get("years", ())))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

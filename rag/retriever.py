@@ -96,8 +96,9 @@ def contradicts(chunk: Chunk, years: list[int], districts: list[str], doc_years:
     """True when the chunk is about another year or district than the question names (and
     does not mention the named one). A section whose headings name years is about those
     years ("2020年工作回顾"); otherwise a work report of year Y is about Y and Y-1, and a news
-    item also about its publication year. `doc_years` (among `years`) name the document
-    itself ("the 2021 work report"): they are checked against the document's year only."""
+    item about every year it names and its publication year. `doc_years` (among `years`) name
+    the document itself ("the 2021 work report"): they are checked against the document's year
+    only."""
     meta = chunk.meta
     year, district = meta.get("year"), meta.get("district")
     if doc_years and year is not None and year not in doc_years:
@@ -113,8 +114,10 @@ def contradicts(chunk: Chunk, years: list[int], districts: list[str], doc_years:
             ok = {year}
             if meta.get("doc_kind") == "work_report":
                 ok.add(year - 1)
-            elif meta.get("doc_kind") == "news" and meta.get("publish_date"):
-                ok.add(int(str(meta["publish_date"])[:4]))
+            elif meta.get("doc_kind") == "news":
+                ok.update(meta.get("years", ()))
+                if meta.get("publish_date"):
+                    ok.add(int(str(meta["publish_date"])[:4]))
         if not ok & set(years):
             return True
     return bool(districts and district and district not in districts
@@ -214,7 +217,7 @@ class Retriever:
         """Shares of a first rank added for a matching year, district and task number; a
         chunk about another year or district (see `contradicts`) costs more."""
         bonus = 0.0
-        if q.years and chunk.meta.get("year") in q.years:
+        if chunk.about_year(q.years):
             bonus += META_BOOST
         if q.districts and chunk.meta.get("district") in q.districts:
             bonus += META_BOOST

@@ -273,3 +273,26 @@ def test_years_of_a_section_and_of_a_document():
         assert doc.doc_years == [2021], question
         assert not contradicts(review, doc.years, doc.districts, doc.doc_years)
         assert contradicts(Chunk("x", "x", "section", "", [], 0, 0, {**meta, "year": 2022}), doc.years, doc.districts, doc.doc_years)
+
+
+def test_a_news_article_is_about_every_year_it_names(tmp_path):
+    """A headline may name the year it compares with (恢复至2019年九成): the article's later
+    paragraphs are still about the year its body names, and the year of a season (2023—2024产季)
+    counts too."""
+    from rag.chunking import chunk_source
+    from rag.documents import load_file
+    from rag.retriever import contradicts, understand
+
+    text = ("西安春节假期接待游客1305.6万人次 旅游收入恢复至2019年九成以上\n\n"
+            "本报讯 2023年春节假期,西安市共接待游客1305.6万人次,实现旅游收入112.4亿元。\n\n"
+            "假期期间,大唐不夜城单日客流峰值达到68万人次,2023—2024产季咖啡出口1.8万吨。\n")
+    path = tmp_path / "news.txt"
+    path.write_text(text, encoding="utf-8")
+    chunks = chunk_source(load_file(path))
+    later = next(c for c in chunks if "大唐不夜城" in c.text)
+    assert later.meta["year"] == 2019 and later.meta["years"] == [2019, 2023, 2024]
+    for question in ("2023年春节西安大唐不夜城单日客流最多多少人?", "2024年咖啡出口多少吨?"):
+        q = understand(question)
+        assert not contradicts(later, q.years, q.districts, q.doc_years) and later.about_year(q.years), question
+    q = understand("2021年春节西安大唐不夜城单日客流最多多少人?")
+    assert contradicts(later, q.years, q.districts, q.doc_years) and not later.about_year(q.years)

@@ -135,7 +135,7 @@ def _hit_features(hits: list[Hit], ctx: QuestionContext) -> list[dict[str, float
             "h_heading_cov": ctx.cover(" ".join(h.chunk.heading_path[1:])) / total,
             "h_contradicts": float(contradicts(h.chunk, q.years, q.districts, q.doc_years)
                                    and contradicts(h.chunk, ask.years, ask.districts, ask.doc_years)),
-            "h_year": float(bool(ask.years) and meta.get("year") in ask.years),
+            "h_year": float(h.chunk.about_year(ask.years)),
             "h_district": float(bool(ask.districts) and meta.get("district") in ask.districts),
             "h_task_row": float(h.chunk.kind == "task_row"), "h_task_item": float(h.chunk.kind == "task_item"),
             "h_task_list": float(meta.get("doc_kind") == "task_list"), "h_has_lead": float(bool(meta.get("lead_unit"))),
