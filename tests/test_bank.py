@@ -44,3 +44,28 @@ def test_gold_quotes_are_in_their_documents_and_hold_an_accepted_answer(splits, 
         held = "".join(quotes)
         for group in item.get("accept_all") or [item["accept"]]:
             assert any(normalise(a) in held for a in group), (item["id"], group)
+
+
+NEWS = REPO / "eval" / "news"
+NEWS_SPLITS = {"validation2": "docs2", "validation": "docs", "test": "docs"}  # split -> its articles
+
+
+@pytest.mark.parametrize("name", NEWS_SPLITS)
+def test_news_questions_quote_their_own_articles(name):
+    """The news questions quote their articles; validation2 reads other articles than validation
+    and test, and no writer is in two splits."""
+    docs = {p.name: normalise(p.read_text(encoding="utf-8")) for p in (NEWS / NEWS_SPLITS[name]).glob("*.txt")}
+    items = load_dataset(NEWS / f"{name}.jsonl")
+    assert items and all(item.get("writer") for item in items)
+    for item in items:
+        quotes = gold_quotes(item)
+        if item["type"] == "unanswerable":
+            assert not quotes, item["id"]
+            continue
+        assert item["doc"] in docs and all(q in docs[item["doc"]] for q in quotes), item["id"]
+        for group in item.get("accept_all") or [item["accept"]]:
+            assert any(normalise(a) in "".join(quotes) for a in group), (item["id"], group)
+    others = [load_dataset(NEWS / f"{n}.jsonl") for n in NEWS_SPLITS if n != name]
+    assert not {i["writer"] for i in items} & {i["writer"] for o in others for i in o}
+    assert not {p.name for p in (NEWS / "docs2").glob("*.txt")} & {p.name for p in (NEWS / "docs").glob("*.txt")}
+    assert "only to report" in (NEWS / "test.jsonl").read_text(encoding="utf-8").splitlines()[0]
