@@ -30,6 +30,8 @@ from rag.pipeline import clean_question
     ("On what exact day did the market open?", "en", "deadline"),
     ("Which company is responsible for the parking lot?", "en", "unit"),
     ("Which two industries are the leading ones?", "en", "entity"),
+    ("女子跳远谁拿了冠军?", "zh", "entity"),
+    ("这项任务由谁负责?", "zh", "unit"),
 ])
 def test_asked_type(question, lang, expected):
     assert asked_type(question, lang) == expected

@@ -66,6 +66,13 @@ def test_a_task_row_offers_its_cells():
     assert roles == {"2处": "target", "1处": "achieved"}  # the column each figure sits in
 
 
+def test_a_who_question_offers_the_name_after_a_title():
+    text = "女子跳远决赛中,山东选手马欣然以6米58夺冠。研究员阿不都热合曼·买买提担任科考队长。"
+    cands = candidates(_hits(text), {"女子", "跳远"}, who=True)
+    assert [c.lead for c in cands if c.kind == "person"] == ["马欣然", "阿不都热合曼·买买提"]
+    assert not [c for c in candidates(_hits(text), set()) if c.kind == "person"]  # only when asked who
+
+
 # ---------------------------------------------------------------- feature families
 
 def test_question_features_say_what_is_asked():
@@ -96,6 +103,14 @@ def test_clause_features_overlap_and_meaning_cues():
     new, total = _find(cands, "figure", "12个"), _find(cands, "figure", "30个")
     assert _value(X, total, "c_cumulative_cue") == 1 and _value(X, new, "c_cumulative_cue") == 0
     assert _value(X, total, "c_cov") > _value(X, new, "c_cov")  # 累计建成 is in its clause only
+
+
+def test_specific_overlap_discounts_words_every_passage_holds():
+    hits = _hits("2018年田径大奖赛肇庆站结束最后一个比赛日的争夺。", "田径大奖赛肇庆站上,选手马欣然获得女子跳远冠军。")
+    cands, X = _rows("田径大奖赛肇庆站女子跳远冠军是谁?", hits)
+    lede, fact = _find(cands, "clause", "2018年田径大奖赛肇庆站结束最后一个比赛日的争夺"), _find(cands, "person", "马欣然")
+    assert _value(X, lede, "s_spec") == 0  # it only says what both passages say
+    assert _value(X, fact, "s_spec") > 0.5 and _value(X, fact, "c_spec") > 0.5
 
 
 def test_task_row_column_features_follow_the_asked_meaning():
@@ -205,3 +220,12 @@ def test_training_reproduces_the_stored_model_bit_for_bit(seed_index, tmp_path):
     fresh, stored = json.loads(out.read_text(encoding="utf-8")), json.loads(MODEL_PATH.read_text(encoding="utf-8"))
     for key in ("features", "trees", "baseline", "calibration", "no_answer", "thresholds"):
         assert fresh[key] == stored[key], key
+
+
+def test_the_threshold_is_the_middle_of_a_broad_optimum_not_a_lone_spike():
+    from eval.train_reader import window_mean
+
+    right = np.array([10, 10, 30, 10, 10, 20, 24, 25, 24, 20, 10], dtype=float)  # questions right per threshold
+    assert int(np.argmax(right)) == 2  # the lone spike
+    assert int(np.argmax(window_mean(right, 2))) == 7  # the middle of the plateau
+    assert window_mean(right, 0).tolist() == right.tolist()

@@ -25,7 +25,7 @@ from ..models import Answer, Hit
 from ..retriever import Query, contradicts, understand
 from . import cues, render
 from .candidates import Candidate, candidates
-from .features import QuestionContext, feature_matrix
+from .features import QuestionContext, feature_matrix, specific_weights
 from .model import ReaderModel, load_model
 from .question import (Ask, anchors_zh, asked_type, build_ask, evidence_weights, is_multi, part_weights,
                        split_parts)
@@ -98,7 +98,7 @@ class Reader:
             part_asked = asked_type(part, q.lang) if len(parts) > 1 else asked
             ask = build_ask(q, part, own, asked if part_asked in ("fact", "entity") else part_asked,
                             self._anchors(part, q.lang), others)
-            ctx = QuestionContext(q, ask, len(parts) > 1, unknown)
+            ctx = QuestionContext(q, ask, len(parts) > 1, unknown, specific_weights(own, hits))
             out.append(Half(ask, cands, feature_matrix(cands, hits, ctx)))
         return out
 

@@ -93,19 +93,45 @@ def has_subject(clause: str) -> bool:
 
 
 def persons(text: str) -> list[str]:
-    """Personal names in text (a surname cut off its given name is joined back; common words
-    the dictionary tags as names are not names)."""
+    """Personal names in text, in order: those the tagger knows (a surname cut off its given name
+    is joined back; common words the dictionary tags as names are not names), and the name right
+    after a title (选手马欣然, 研究员阿不都热合曼·买买提) that starts with a common surname or is
+    transliterated."""
     import jieba
 
-    names: list[str] = []
-    glued = False
-    for word, flag in _pos(text, True):
-        if flag == "nr" and glued and len(names[-1]) == 1 and len(names[-1] + word) <= 4:
-            names[-1] += word
-        elif flag == "nr":
-            names.append(word)
-        glued = flag == "nr"
-    return [w for w in names if 2 <= len(w) <= 4 and jieba.dt.FREQ.get(w, 0) < 300]
+    tokens = _pos(text, True)
+    starts = [0]
+    for word, _ in tokens:
+        starts.append(starts[-1] + len(word))
+    found: dict[int, str] = {}  # where each name starts -> the name
+    last = None  # where the name the tagger found in the word before starts
+    for i, (word, flag) in enumerate(tokens):
+        if flag != "nr":
+            last = None
+        elif last is not None and len(found[last]) == 1 and len(found[last] + word) <= 4:
+            found[last] += word
+        else:
+            found[starts[i]], last = word, starts[i]
+        if word in cues.PERSON_TITLES and (name := _titled(text[starts[i + 1]:], tokens[i + 1:i + 3])):
+            found[starts[i + 1]] = max(found.get(starts[i + 1], ""), name, key=len)
+    return [w for _, w in sorted(found.items())
+            if "·" in w or (2 <= len(w) <= 4 and jieba.dt.FREQ.get(w, 0) < 300)]
+
+
+def _titled(after: str, following: tuple[tuple[str, str], ...]) -> str | None:
+    """The personal name at the start of `after` (the text right after a title), if any."""
+    if m := re.match(r"[\u4e00-\u9fff]{1,8}·(?=[\u4e00-\u9fff])", after):
+        return m.group(0) + _pos(after[m.end():])[0][0]  # the given name: the first word after the dot
+    words = [w for w, _ in following]
+    if not words or not cues.CJK.fullmatch(words[0][:1]):
+        return None
+    first = words[0]
+    if first in cues.SURNAMES and len(words) > 1 and 1 <= len(words[1]) <= 2 and all(cues.CJK.match(ch) for ch in words[1]):
+        first += words[1]
+    surname = first[:2] if first[:2] in cues.SURNAMES else first[:1]
+    if surname in cues.SURNAMES and 2 <= len(first) <= 4 and all(cues.CJK.match(ch) for ch in first):
+        return first
+    return None
 
 
 def clause_name(clause: str, known: set[str], known_chars: frozenset[str]) -> str | None:

@@ -68,6 +68,8 @@ PER_UNIT_EN = {word: unit for word, unit in _DATA["units"]["per_en"].items()}
 
 QUESTION_WORDS = frozenset(_DATA["words"]["question"].split())
 PHRASE_END = frozenset(_DATA["words"]["phrase_end"].split())
+PERSON_TITLES = frozenset(_DATA["words"]["person_title"].split())
+SURNAMES = frozenset(_DATA["words"]["surnames"].split())
 AMOUNT_UNITS = frozenset(_DATA["units"]["amount"])
 SHARE_UNITS = frozenset(_DATA["units"]["share"])
 QUANTITY_UNITS = frozenset(COUNT_UNITS) | frozenset(_DATA["units"]["quantity"])

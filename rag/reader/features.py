@@ -37,7 +37,7 @@ FEATURES: tuple[str, ...] = (
     "h_rank", "h_rank_inv", "h_bm25", "h_dense", "h_fused", "h_cov", "h_heading_cov", "h_contradicts",
     "h_year", "h_district", "h_task_row", "h_task_item", "h_task_list", "h_has_lead", "h_has_deadline", "h_done",
     # the sentence and the clause
-    "s_cov", "s_len", "c_cov", "c_own_cov", "c_local_cov", "c_other", "c_bigrams", "c_target_cue",
+    "s_cov", "s_spec", "s_len", "c_cov", "c_spec", "c_own_cov", "c_local_cov", "c_other", "c_bigrams", "c_target_cue",
     "c_achieved_cue", "c_cumulative_cue", *(f"c_role_{r}" for r in ROLES), "c_role_match", "c_role_mismatch",
     "c_status_cue", "c_novelty", "c_anchors", "c_per_match", "c_per_other", "c_title_cov", "c_year",
     "c_counted", "c_borrowed", "c_len",
@@ -103,6 +103,14 @@ def _novelty(text: str, q: Query) -> float:
     return sum(ch not in q.text and ch not in q.zh_text for ch in cjk) / len(cjk) if cjk else 0.0
 
 
+def specific_weights(weights: dict[str, float], hits: list[Hit]) -> dict[str, float]:
+    """Each question term's weight times the share of the retrieved passages that lack it: a
+    term they all hold (an event's name in every paragraph of one article) does not tell their
+    sentences apart."""
+    texts = [h.chunk.text.lower() for h in hits]
+    return {t: w * sum(t not in x for x in texts) / len(texts) for t, w in weights.items()} if texts else {}
+
+
 @dataclass
 class QuestionContext:
     """What features.py needs to know about one (half of a) question."""
@@ -111,13 +119,16 @@ class QuestionContext:
     ask: Ask
     half: bool  # one half of a two-fact question
     unknown_nouns: int
-    covered: dict[str, float] = field(default_factory=dict)  # text -> coverage (many candidates share a text)
+    specific: dict[str, float] = field(default_factory=dict)  # `specific_weights` over the retrieved passages
+    covered: dict[tuple[str, bool], float] = field(default_factory=dict)  # many candidates share a text
 
-    def cover(self, text: str) -> float:
-        """`coverage` of text by this question's weights, computed once per text."""
-        if text not in self.covered:
-            self.covered[text] = coverage(text, self.ask.weights)
-        return self.covered[text]
+    def cover(self, text: str, specific: bool = False) -> float:
+        """`coverage` of text by this question's weights (or its specific weights, as a share of
+        their total), computed once per text."""
+        if (text, specific) not in self.covered:
+            self.covered[text, specific] = (coverage(text, self.specific) / (sum(self.specific.values()) or 1.0)
+                                            if specific else coverage(text, self.ask.weights))
+        return self.covered[text, specific]
 
 
 def _hit_features(hits: list[Hit], ctx: QuestionContext) -> list[dict[str, float]]:
@@ -176,7 +187,7 @@ def _sentence_features(text: str, c: Candidate, hit: Hit, ctx: QuestionContext) 
     sent = text[c.sent[0]:c.sent[1]]
     heading = hit.chunk.heading_path[-1] if hit.chunk.heading_path else ""
     s_cov = ctx.cover(sent)
-    return {"s_cov": s_cov / ask.total, "s_len": math.log1p(len(sent)),
+    return {"s_cov": s_cov / ask.total, "s_spec": ctx.cover(sent, True), "s_len": math.log1p(len(sent)),
             "c_local_cov": (s_cov + ctx.cover(heading)) / ask.total,
             "c_counted": float(bool(ask.counted) and ask.counted in sent)}
 
@@ -193,7 +204,7 @@ def _clause_features(text: str, c: Candidate, hit: Hit, ctx: QuestionContext) ->
     rates = {a or b for a, b in cues.PER_UNIT.findall(read)}
     title = text[max(0, c.context - 12):c.context]
     return {
-        "c_cov": (ctx.cover(read) - 0.5 * other) / total, "c_own_cov": ctx.cover(own) / total,
+        "c_cov": (ctx.cover(read) - 0.5 * other) / total, "c_spec": ctx.cover(read, True), "c_own_cov": ctx.cover(own) / total,
         "c_other": other / total,
         "c_bigrams": sum(g in read for g in ask.bigrams) / len(ask.bigrams) if ask.bigrams else 0.0,
         "c_target_cue": float(cue["target"]), "c_achieved_cue": float(cue["achieved"]),
@@ -265,4 +276,4 @@ def feature_matrix(cands: list[Candidate], hits: list[Hit], ctx: QuestionContext
     return X
 
 
-__all__ = ["FEATURES", "QuestionContext", "coverage", "feature_matrix", "unit_fit"]
+__all__ = ["FEATURES", "QuestionContext", "coverage", "feature_matrix", "specific_weights", "unit_fit"]
