@@ -18,7 +18,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# The test LLM server's llama.cpp is built for any x86-64-v3 CPU, not -march=native: a VM can
+# report AMX and still fault on its first tile instruction. --no-cache-dir: never a wheel built
+# natively on another machine; reinstalled, so an earlier native build is replaced.
+LLAMA := $(shell grep -o '"llama-cpp-python[^"]*"' pyproject.toml)
+LLAMA_CMAKE := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON)
+
 $(TEST_STAMP): $(BIN)/python pyproject.toml
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/pip install --quiet --no-cache-dir --force-reinstall --no-deps $(LLAMA)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 

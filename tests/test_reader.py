@@ -153,14 +153,14 @@ def test_two_halves_get_the_likeliest_pair_of_different_answers():
     assert _assign([a], [[(0, 0.6), (1, 0.5)]]) == [(0, 0.6)]
 
 
-def test_an_answer_needs_p_right_to_exceed_p_no_answer():
+def test_an_answer_needs_p_right_to_exceed_p_no_answer_by_the_margin():
     from rag.reader.model import ReaderModel, load_model
 
     def constant(logit: float) -> dict:
         return {"trees": [{"feature": [0], "threshold": [0.0], "left": [0], "right": [0], "leaf": [True],
                            "value": [logit], "missing_left": [False], "depth": 0}]}
 
-    data = load_model().data
+    data = {**load_model().data, "thresholds": {"zh": 0.0}}  # margin 0: P(right) must exceed P(no answer)
     hits = _hits(REPORT)
     reader = _reader(hits)
     q = reader.understand("全年新建口袋公园多少个?")
