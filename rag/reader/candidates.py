@@ -126,8 +126,9 @@ def _titled(after: str, following: tuple[tuple[str, str], ...]) -> str | None:
     if not words or not cues.CJK.fullmatch(words[0][:1]):
         return None
     first = words[0]
-    if first in cues.SURNAMES and len(words) > 1 and 1 <= len(words[1]) <= 2 and all(cues.CJK.match(ch) for ch in words[1]):
-        first += words[1]
+    given = words[1] if len(words) > 1 else ""
+    if first in cues.SURNAMES and 1 <= len(given) <= 2 and all(cues.CJK.match(ch) for ch in given):
+        first += given
     surname = first[:2] if first[:2] in cues.SURNAMES else first[:1]
     if surname in cues.SURNAMES and 2 <= len(first) <= 4 and all(cues.CJK.match(ch) for ch in first):
         return first

@@ -204,7 +204,8 @@ def _clause_features(text: str, c: Candidate, hit: Hit, ctx: QuestionContext) ->
     rates = {a or b for a, b in cues.PER_UNIT.findall(read)}
     title = text[max(0, c.context - 12):c.context]
     return {
-        "c_cov": (ctx.cover(read) - 0.5 * other) / total, "c_spec": ctx.cover(read, True), "c_own_cov": ctx.cover(own) / total,
+        "c_cov": (ctx.cover(read) - 0.5 * other) / total, "c_spec": ctx.cover(read, True),
+        "c_own_cov": ctx.cover(own) / total,
         "c_other": other / total,
         "c_bigrams": sum(g in read for g in ask.bigrams) / len(ask.bigrams) if ask.bigrams else 0.0,
         "c_target_cue": float(cue["target"]), "c_achieved_cue": float(cue["achieved"]),
