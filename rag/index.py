@@ -177,13 +177,13 @@ class Index(StoredChunks):
         if n == 0 or not len(self.view_chunk):
             return []
         k = min(len(self.view_chunk), n * max(2, round(len(self.view_chunk) / len(self.chunks)) + 1))
-        scores, ids = self.faiss_index.search(query_vec.reshape(1, -1).astype(np.float32), k)
+        _, ids = self.faiss_index.search(query_vec.reshape(1, -1).astype(np.float32), k)
+        views = [self.id_to_view[int(vid)] for vid in ids[0] if vid >= 0]
         best: dict[int, float] = {}
-        for score, vid in zip(scores[0], ids[0]):
-            if vid >= 0:
-                pos = int(self.view_chunk[self.id_to_view[int(vid)]])
-                best.setdefault(pos, float(score))
-        return sorted(best.items(), key=lambda kv: -kv[1])[:n]
+        for view, score in zip(views, exact_scores(self.vectors[views], query_vec)):
+            pos = int(self.view_chunk[view])
+            best[pos] = max(best.get(pos, -np.inf), float(score))
+        return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
     @property
     def vocabulary(self) -> dict[str, int]:
@@ -235,6 +235,13 @@ def _fsync_tree(folder: Path) -> None:
         if p.is_file():
             with open(p, "rb") as f:
                 os.fsync(f.fileno())
+
+
+def exact_scores(vectors: np.ndarray, query_vec: np.ndarray) -> np.ndarray:
+    """Inner products summed in float64 and rounded to float32: the same on every CPU. FAISS's
+    kernels sum in an order that depends on the CPU's SIMD level, which moved the fitted models'
+    split thresholds from machine to machine; FAISS still chooses the candidates."""
+    return (vectors.astype(np.float64) @ np.asarray(query_vec, dtype=np.float64).ravel()).astype(np.float32)
 
 
 def _make_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str):

@@ -4,7 +4,10 @@ incremental updates equal to a fresh build, atomic versions, and no pickle anywh
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from rag.documents import load_file
 from rag.index import build_index, dense_text, load_index, tokenize
 from rag.models import GovragError
 
-from helpers import SAMPLE_REPORT
+from helpers import REPO, SAMPLE_REPORT
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "seeds"
@@ -114,6 +117,30 @@ def test_dense_and_bm25_find_a_chunk_by_itself(seed, embedder):
     assert best == pos and cosine == pytest.approx(1.0, abs=1e-4)
     scores = seed.bm25_scores([(t, 1.0) for t in tokenize("共摸排61271户")])
     assert int(np.argmax(scores)) == pos
+
+
+_DENSE_SEARCH = """
+import json, sys
+import numpy as np
+from rag.index import load_index
+ix = load_index(sys.argv[1])
+rng = np.random.default_rng(0)
+queries = ix.vectors[rng.choice(len(ix.vectors), 20, replace=False)] + rng.normal(0, 0.05, (20, ix.vectors.shape[1]))
+print(json.dumps([ix.dense_search(q / np.linalg.norm(q), 10) for q in queries]))
+"""
+
+
+def test_dense_scores_do_not_depend_on_the_cpus_simd_level(seed_index):
+    """The fitted models are compared bit for bit on other machines: the dense scores they were
+    fitted on must not change with the kernels FAISS picks for a CPU (plain C against AVX2)."""
+    out = {}
+    for level in ("NONE", "AVX2"):
+        run = subprocess.run([sys.executable, "-c", _DENSE_SEARCH, str(seed_index)], cwd=REPO, capture_output=True,
+                             text=True, timeout=300, env={**os.environ, "FAISS_SIMD_LEVEL": level})
+        assert run.returncode == 0, run.stderr[-2000:]
+        out[level] = json.loads(run.stdout)
+    assert len(out["NONE"]) == 20 and all(len(hits) == 10 for hits in out["NONE"])
+    assert out["NONE"] == out["AVX2"]
 
 
 def test_tokenize_keeps_numbers_and_drops_stop_words():
