@@ -698,31 +698,24 @@ def _is_number_term(term: str) -> bool:
 
 # --------------------------------------------------------------------------- English figures
 
-# unit -> (singular, plural); "" = a classifier with no English unit word
-_UNITS_EN: dict[str, tuple[str, str]] = {
-    "个": ("", ""), "处": ("", ""), "家": ("", ""), "座": ("", ""), "所": ("", ""),
-    "条": ("", ""), "件": ("", ""), "项": ("", ""), "只": ("", ""), "栋": ("", ""),
-    "人": ("person", "people"), "名": ("person", "people"), "位": ("person", "people"),
-    "人次": ("person-time", "person-times"), "户": ("household", "households"),
-    "套": ("unit", "units"), "台": ("unit", "units"), "辆": ("vehicle", "vehicles"),
-    "场": ("event", "events"), "批次": ("batch", "batches"), "批": ("batch", "batches"),
-    "次": ("time", "times"), "张": ("", ""), "床": ("bed", "beds"), "张床": ("bed", "beds"),
-    "班": ("class", "classes"), "间": ("room", "rooms"),
-    "亩": ("mu", "mu"), "公顷": ("hectare", "hectares"),
-    "吨": ("tonne", "tonnes"), "公斤": ("kg", "kg"), "千克": ("kg", "kg"),
-    "平方米": ("square metre", "square metres"), "平米": ("square metre", "square metres"),
-    "平方": ("square metre", "square metres"), "平方公里": ("square km", "square km"),
-    "立方米": ("cubic metre", "cubic metres"), "方": ("cubic metre", "cubic metres"),
-    "公里": ("km", "km"), "千米": ("km", "km"), "米": ("metre", "metres"),
-    "千瓦": ("kW", "kW"), "兆瓦": ("MW", "MW"), "千伏": ("kV", "kV"),
-    "千瓦时": ("kWh", "kWh"),
-    "元": ("yuan", "yuan"), "美元": ("US dollar", "US dollars"),
-    "天": ("day", "days"), "小时": ("hour", "hours"), "年": ("year", "years"),
-    "个月": ("month", "months"),
-    "个百分点": ("percentage point", "percentage points"),
-    "百分点": ("percentage point", "percentage points"),
-    "倍": ("times", "times"),
-}
+UNITS_PATH = Path(__file__).with_name("data") / "units_en.tsv"
+
+
+def _read_units(path: Path) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """The unit file: Chinese unit -> (English singular, plural), and its other English words
+    -> the Chinese unit (see the file's header)."""
+    names: dict[str, tuple[str, str]] = {}
+    others: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            unit, singular, plural, words = line.split("\t")
+            names[unit] = (singular, plural)
+            for word in filter(None, words.split("|")):
+                others.setdefault(word, unit)
+    return names, others
+
+
+_UNITS_EN, _UNIT_WORDS_EN = _read_units(UNITS_PATH)
 _MULTIPLIER_PREFIXES = ("十万", "百万", "千万", "万亿", "万", "亿", "千", "百")
 
 
@@ -801,11 +794,7 @@ def chinese_unit_for(word: str) -> str | None:
     for unit, names in _UNITS_EN.items():
         if word in names and word:
             return unit
-    return {"metres": "米", "meters": "米", "kilometres": "公里", "kilometers": "公里", "km": "公里",
-            "people": "人", "persons": "人", "talents": "人", "households": "户", "companies": "家",
-            "enterprises": "家", "firms": "家", "schools": "所", "beds": "张", "villages": "个",
-            "projects": "个", "vehicles": "辆", "buses": "辆", "cars": "辆", "tons": "吨", "dollars": "美元",
-            "parking": "个", "spaces": "个", "stations": "个", "hectares": "公顷"}.get(word)
+    return _UNIT_WORDS_EN.get(word)
 
 
 def pinyin_index(vocabulary: Iterable[str]) -> dict[str, list[str]]:
