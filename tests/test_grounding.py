@@ -171,8 +171,14 @@ def test_ordinals_are_not_figures():
 
 
 @pytest.mark.parametrize("text, unit", [("规划面积约67平方公里", "平方公里"), ("新增造林300公顷", "公顷"),
-                                        ("年发电1.2亿千瓦时", "千瓦时"), ("交付3艘", "艘")])
-def test_area_energy_and_vessel_units(text, unit):
+                                        ("年发电1.2亿千瓦时", "千瓦时"), ("交付3艘", "艘"),
+                                        ("集装箱吞吐量300万标准箱", "标准箱"), ("累计接种386万剂次", "剂次"),
+                                        ("开行中欧班列4710列", "列")])
+def test_area_energy_vessel_container_dose_and_train_units(text, unit):
     [found] = find_figures(text)
     assert found.unit == unit
+
+
+def test_listing_something_is_no_train_count():
+    assert [f.text for f in find_figures("将5个项目列入计划")] == ["5个"]
 
