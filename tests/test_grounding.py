@@ -181,4 +181,3 @@ def test_area_energy_vessel_container_dose_and_train_units(text, unit):
 
 def test_listing_something_is_no_train_count():
     assert [f.text for f in find_figures("将5个项目列入计划")] == ["5个"]
-

@@ -19,7 +19,7 @@ from rag.documents import load_file
 from rag.index import build_index, dense_text, load_index, tokenize
 from rag.models import GovragError
 
-from helpers import REPO, SAMPLE_REPORT
+from helpers import SAMPLE_REPORT
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "seeds"
