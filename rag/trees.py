@@ -2,8 +2,8 @@
 
 A model file holds its trees as flat node lists (`feature`, `threshold`, `left`, `right`,
 `leaf`, `value`, `missing_left`, `depth`), as written by eval/train_reader.py and
-eval/train_ranker.py from LightGBM; scoring walks all trees at once, level by level, so a few
-hundred rows cost about a millisecond. Nothing is pickled.
+eval/train_ranker.py from LightGBM; scoring walks every (row, tree) pair at once, level by
+level, dropping the pairs that reached a leaf. Nothing is pickled.
 """
 from __future__ import annotations
 
@@ -28,51 +28,58 @@ def read_model(path: Path, what: str, rebuild: str) -> Any:
 
 @dataclass
 class Forest:
-    """Flat arrays of all trees: node i splits on feature[i] at threshold[i]."""
+    """Flat arrays of all trees: node i splits on feature[i] at threshold[i]; its children are
+    children[2i] (left) and children[2i + 1] (right)."""
 
     feature: np.ndarray
     threshold: np.ndarray
-    left: np.ndarray
-    right: np.ndarray  # a leaf's children are itself
+    children: np.ndarray  # a leaf's children are itself
+    leaf: np.ndarray
     value: np.ndarray
     missing_left: np.ndarray
     roots: np.ndarray
-    depth: int
 
     @classmethod
     def from_json(cls, trees: list[dict[str, Any]]) -> "Forest":
         """Concatenate the trees' node lists (child indices shifted to the forest's numbering)."""
         keys = ("feature", "threshold", "left", "right", "leaf", "value", "missing_left")
         cols: dict[str, list] = {k: [] for k in keys}
-        roots, depth = [], 0
+        roots = []
         for t in trees:
             base = len(cols["feature"])
             roots.append(base)
-            depth = max(depth, int(t["depth"]))
             for k in keys:
                 cols[k] += [v + base for v in t[k]] if k in ("left", "right") else t[k]
         leaf = np.array(cols["leaf"], dtype=bool)
         index = np.arange(len(leaf), dtype=np.int32)
-        # a leaf points at itself whatever it is asked, so every row walks `depth` levels alike
         left = np.where(leaf, index, np.array(cols["left"], dtype=np.int32))
         right = np.where(leaf, index, np.array(cols["right"], dtype=np.int32))
         threshold = np.where(leaf, np.inf, np.array(cols["threshold"], dtype=np.float64))
         missing_left = np.array(cols["missing_left"], dtype=bool) | leaf
-        return cls(np.array(cols["feature"], dtype=np.int32), threshold, left, right,
-                   np.array(cols["value"], dtype=np.float64), missing_left, np.array(roots, dtype=np.int32), depth)
+        return cls(np.array(cols["feature"], dtype=np.int32), threshold, np.stack([left, right], axis=1).ravel(),
+                   leaf, np.array(cols["value"], dtype=np.float64), missing_left, np.array(roots, dtype=np.int32))
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        """The sum of the trees' leaf values for each row of X (NaN takes the missing branch)."""
+        """The sum of the trees' leaf values for each row of X (NaN takes the missing branch).
+        Every (row, tree) pair walks down one level per step; pairs that reach a leaf drop out."""
         if len(X) == 0 or len(self.roots) == 0:
             return np.zeros(len(X))
-        rows = np.arange(len(X))[:, None]
-        node = np.broadcast_to(self.roots, (len(X), len(self.roots))).copy()
-        X = X.astype(np.float64, copy=False)
-        for _ in range(self.depth):
-            x = X[rows, self.feature[node]]
-            go_left = (x <= self.threshold[node]) | (np.isnan(x) & self.missing_left[node])
-            node = np.where(go_left, self.left[node], self.right[node])
-        return self.value[node].sum(axis=1)
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        rows, trees = X.shape[0], len(self.roots)
+        flat, nan = X.ravel(), bool(np.isnan(X).any())
+        node = np.tile(self.roots, rows)  # pair p = (row p // trees, tree p % trees)
+        start = np.repeat(np.arange(rows, dtype=np.int64) * X.shape[1], trees)
+        walking = np.flatnonzero(~self.leaf[node])
+        while len(walking):
+            at = node[walking]
+            x = flat[start[walking] + self.feature[at]]
+            right = ~(x <= self.threshold[at])
+            if nan:
+                right &= ~(np.isnan(x) & self.missing_left[at])
+            at = self.children[2 * at + right]
+            node[walking] = at
+            walking = walking[~self.leaf[at]]
+        return self.value[node.reshape(rows, trees)].sum(axis=1)
 
 
 def lightgbm_trees(booster: Any) -> list[dict[str, Any]]:
