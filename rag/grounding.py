@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
              "七": 7, "八": 8, "九": 9}
@@ -15,12 +16,17 @@ CN_SMALL = {"十": 10, "百": 100, "千": 1000}
 CN_BIG = {"万": 10_000, "亿": 100_000_000}
 MULTIPLIERS = {"万亿": 1e12, "亿": 1e8, "千万": 1e7, "百万": 1e6, "万": 1e4, "千": 1e3}
 ENGLISH_MULTIPLIERS = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
-UNITS = sorted(
-    "个 处 家 人次 人 件 套 亩 吨 元 平方米 立方米 公里 千米 米 辆 场 批次 批 所 座 条 项 户 次 间 台 棵 株 "
-    "千瓦 千伏 兆瓦 床 张 支 宗 期 班 只 头 斤 公斤 千克 小时 天 年 个月 月 倍 余次 万元 标箱 TEU 周 "
-    "个百分点 百分点 处次 美元 欧元 港元 日元 票 单 份 笔 例 名 平方公里 平方千米 平米 公顷 千瓦时 兆瓦时 艘 架 标准箱 剂次 列".split(),
-    key=len, reverse=True)
-COUNT_UNITS = {"个", "处", "家", "件", "套", "所", "座", "条", "项", "户", "间", "台", "宗", "支", "批", "只", "头", "票", "单", "份", "笔", "例"}
+UNITS_PATH = Path(__file__).with_name("data") / "units_zh.tsv"
+
+
+def _read_units(path: Path) -> tuple[list[str], set[str]]:
+    """The unit file (see its header): every unit, longest first, and the counting ones."""
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
+    return sorted((unit for unit, _ in rows), key=len, reverse=True), {unit for unit, kind in rows if kind == "count"}
+
+
+UNITS, COUNT_UNITS = _read_units(UNITS_PATH)
 _CN_NUM_CHARS = "零〇一二三四五六七八九两十百千万亿"
 
 _UNIT_RE = "|".join(map(re.escape, UNITS))
