@@ -104,6 +104,16 @@ def test_seed_index_has_every_chunk_and_view_and_the_local_vocabulary(pipeline, 
         assert p == q and s == pytest.approx(t, rel=1e-4)
 
 
+def test_dense_scores_equal_the_local_stores_bit_for_bit(pipeline, milvus_pipeline):
+    """Milvus picks the candidates, the scores are computed as the local store computes them:
+    the fitted ranker and reader read the same numbers from either store."""
+    local, milvus = pipeline.retriever.index, milvus_pipeline.retriever.index
+    for question in ("即墨区2022年新建了多少个5G基站?", "How many kindergartens will Chengyang build?"):
+        vec = pipeline.retriever.embedder.encode([question], is_query=True)[0]
+        found = milvus.dense_search(vec, 10)
+        assert len(found) == 10 and found == local.dense_search(vec, 10)
+
+
 @pytest.mark.parametrize("filters", [{"district": "即墨区"}, {"year": 2022}, {"year": ["2021", 2023]},
                                      {"doc": "001_07901cef5f83406f.txt", "kind": "task_item"}])
 def test_filters_are_pushed_down_and_match_the_local_store(pipeline, milvus_pipeline, filters):
