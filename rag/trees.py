@@ -33,7 +33,7 @@ class Forest:
 
     feature: np.ndarray
     threshold: np.ndarray
-    children: np.ndarray  # a leaf's children are itself
+    children: np.ndarray
     leaf: np.ndarray
     value: np.ndarray
     missing_left: np.ndarray
@@ -50,14 +50,10 @@ class Forest:
             roots.append(base)
             for k in keys:
                 cols[k] += [v + base for v in t[k]] if k in ("left", "right") else t[k]
-        leaf = np.array(cols["leaf"], dtype=bool)
-        index = np.arange(len(leaf), dtype=np.int32)
-        left = np.where(leaf, index, np.array(cols["left"], dtype=np.int32))
-        right = np.where(leaf, index, np.array(cols["right"], dtype=np.int32))
-        threshold = np.where(leaf, np.inf, np.array(cols["threshold"], dtype=np.float64))
-        missing_left = np.array(cols["missing_left"], dtype=bool) | leaf
-        return cls(np.array(cols["feature"], dtype=np.int32), threshold, np.stack([left, right], axis=1).ravel(),
-                   leaf, np.array(cols["value"], dtype=np.float64), missing_left, np.array(roots, dtype=np.int32))
+        children = np.array([cols["left"], cols["right"]], dtype=np.int32).T.ravel()
+        return cls(np.array(cols["feature"], dtype=np.int32), np.array(cols["threshold"], dtype=np.float64), children,
+                   np.array(cols["leaf"], dtype=bool), np.array(cols["value"], dtype=np.float64),
+                   np.array(cols["missing_left"], dtype=bool), np.array(roots, dtype=np.int32))
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """The sum of the trees' leaf values for each row of X (NaN takes the missing branch).

@@ -25,3 +25,7 @@ def test_forest_scores_equal_lightgbms_predictions():
     for X in (rows, complete):
         np.testing.assert_allclose(forest.scores(X), booster.predict(X, raw_score=True), rtol=0, atol=1e-9)
     assert forest.scores(rows[:0]).shape == (0,)
+    stump = {"depth": 0, "feature": [0], "threshold": [0.0], "left": [0], "right": [0], "leaf": [True],
+             "value": [0.5], "missing_left": [False]}  # a tree that is a single leaf adds its value to every row
+    with_stump = Forest.from_json([*trees, stump])
+    np.testing.assert_allclose(with_stump.scores(rows), forest.scores(rows) + 0.5, rtol=0, atol=1e-9)
