@@ -179,11 +179,7 @@ class Index(StoredChunks):
         k = min(len(self.view_chunk), n * max(2, round(len(self.view_chunk) / len(self.chunks)) + 1))
         _, ids = self.faiss_index.search(query_vec.reshape(1, -1).astype(np.float32), k)
         views = [self.id_to_view[int(vid)] for vid in ids[0] if vid >= 0]
-        best: dict[int, float] = {}
-        for view, score in zip(views, exact_scores(self.vectors[views], query_vec)):
-            pos = int(self.view_chunk[view])
-            best[pos] = max(best.get(pos, -np.inf), float(score))
-        return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+        return best_chunks([int(self.view_chunk[v]) for v in views], self.vectors[views], query_vec, n)
 
     @property
     def vocabulary(self) -> dict[str, int]:
@@ -242,6 +238,15 @@ def exact_scores(vectors: np.ndarray, query_vec: np.ndarray) -> np.ndarray:
     kernels sum in an order that depends on the CPU's SIMD level, which moved the fitted models'
     split thresholds from machine to machine; FAISS still chooses the candidates."""
     return (vectors.astype(np.float64) @ np.asarray(query_vec, dtype=np.float64).ravel()).astype(np.float32)
+
+
+def best_chunks(positions: list[int], vectors: np.ndarray, query_vec: np.ndarray, n: int) -> list[tuple[int, float]]:
+    """(chunk position, `exact_scores` of its best view) of the n best chunks, given the views a
+    store's search found (their chunks' positions and vectors); ties in chunk order."""
+    best: dict[int, float] = {}
+    for pos, score in zip(positions, exact_scores(vectors, query_vec)):
+        best[pos] = max(best.get(pos, -np.inf), float(score))
+    return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
 def _make_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str):

@@ -1,7 +1,7 @@
 """Gradient-boosted trees stored as plain JSON, and their evaluation with numpy.
 
 A model file holds its trees as flat node lists (`feature`, `threshold`, `left`, `right`,
-`leaf`, `value`, `missing_left`, `depth`), as written by eval/train_reader.py and
+`leaf`, `value`, `missing_left`), as written by eval/train_reader.py and
 eval/train_ranker.py from LightGBM; scoring walks every (row, tree) pair at once, level by
 level, dropping the pairs that reached a leaf. Nothing is pickled.
 """
@@ -85,20 +85,20 @@ def lightgbm_trees(booster: Any) -> list[dict[str, Any]]:
         cols: dict[str, list] = {k: [] for k in ("feature", "threshold", "left", "right", "leaf", "value",
                                                   "missing_left")}
 
-        def add(node: dict[str, Any], depth: int) -> tuple[int, int]:
+        def add(node: dict[str, Any]) -> int:
             i = len(cols["feature"])
             for k, empty in (("feature", 0), ("threshold", 0.0), ("left", 0), ("right", 0), ("leaf", False),
                              ("value", 0.0), ("missing_left", False)):
                 cols[k].append(empty)
             if "leaf_value" in node:
                 cols["leaf"][i], cols["value"][i] = True, float(node["leaf_value"])
-                return i, depth
+                return i
             cols["feature"][i], cols["threshold"][i] = int(node["split_feature"]), float(node["threshold"])
             cols["missing_left"][i] = bool(node["default_left"])
-            cols["left"][i], d1 = add(node["left_child"], depth + 1)
-            cols["right"][i], d2 = add(node["right_child"], depth + 1)
-            return i, max(d1, d2)
+            cols["left"][i] = add(node["left_child"])
+            cols["right"][i] = add(node["right_child"])
+            return i
 
-        _, depth = add(info["tree_structure"], 0)
-        trees.append({"depth": depth, **cols})
+        add(info["tree_structure"])
+        trees.append(cols)
     return trees

@@ -158,7 +158,7 @@ def test_an_answer_needs_p_right_to_exceed_p_no_answer_by_the_margin():
 
     def constant(logit: float) -> dict:
         return {"trees": [{"feature": [0], "threshold": [0.0], "left": [0], "right": [0], "leaf": [True],
-                           "value": [logit], "missing_left": [False], "depth": 0}]}
+                           "value": [logit], "missing_left": [False]}]}
 
     data = {**load_model().data, "thresholds": {"zh": 0.0}}  # margin 0: P(right) must exceed P(no answer)
     hits = _hits(REPORT)

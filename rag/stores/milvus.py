@@ -48,7 +48,7 @@ import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusException
 
 from ..config import Settings
-from ..index import (FORMAT_VERSION, _write_json, bm25_terms, chunk_views, exact_scores, idf, new_version_dir,
+from ..index import (FORMAT_VERSION, _write_json, best_chunks, bm25_terms, chunk_views, idf, new_version_dir,
                      publish_version, read_chunks, write_chunks)
 from ..models import Chunk, GovragError
 from . import StoredChunks, live_manifest
@@ -410,17 +410,13 @@ class MilvusIndex(StoredChunks):
         params = {"ef": max(128, limit)} if self.manifest["milvus"].get("dense_index") == "hnsw" else {}
         hits = self._search(self.names[1], np.asarray(query_vec, dtype=np.float32).tolist(), "vector",
                             limit, filters, params, ["chunk", "vector"])
-        hits = [h for h in hits if h["entity"]["chunk"] in self.key_pos]
+        hits = [h["entity"] for h in hits if h["entity"]["chunk"] in self.key_pos]
         if not hits:
             return []
-        # Milvus picks the candidates; their scores are recomputed as the local store does, so
-        # the fitted models read the same numbers whichever store and CPU computed the search
-        vectors = np.array([h["entity"]["vector"] for h in hits], dtype=np.float32)
-        best: dict[int, float] = {}
-        for h, score in zip(hits, exact_scores(vectors, query_vec)):
-            pos = self.key_pos[h["entity"]["chunk"]]
-            best[pos] = max(best.get(pos, -np.inf), float(score))
-        return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+        # Milvus picks the candidates; they are scored as the local store scores them, so the
+        # fitted models read the same numbers whichever store and CPU computed the search
+        return best_chunks([self.key_pos[h["chunk"]] for h in hits],
+                           np.array([h["vector"] for h in hits], dtype=np.float32), query_vec, n)
 
     def _search(self, name: str, data: Any, field_name: str, limit: int, filters: dict[str, Any] | None,
                 params: dict[str, Any], output: list[str]) -> list[dict[str, Any]]:
