@@ -171,6 +171,10 @@ def test_a_made_up_task_list_answers_table_questions(tmp_path):
     assert parse("任务里要新建多少条公交线路?", "zh", table, [], [], lambda t: []) is None  # 条 counts the routes
     assert parse("第二部分的任务有几项已完成?", "zh", table, [], [], lambda t: []) is not None  # 已完成 is no noun
     assert parse("办好教育这项任务的牵头单位有哪些?", "zh", table, [], [], lambda t: []) is None
+    # no filter: over every row only when the question says so, else a figure inside one task
+    assert parse("任务清单里,学校已经建了多少个?", "zh", table, [], [], lambda t: []) is None
+    assert ask("这份任务清单一共列了多少项?").answer.startswith("共4项")
+    assert ask("How many items does the task list have in total?", "en").answer.startswith("4 ")
 
 
 # ---------------------------------------------------------------- through the pipeline and the CLI
