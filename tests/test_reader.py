@@ -66,6 +66,17 @@ def test_a_task_row_offers_its_cells():
     assert roles == {"2处": "target", "1处": "achieved"}  # the column each figure sits in
 
 
+def test_a_key_value_table_offers_each_value_with_its_key():
+    from rag.reader.render import quote_window
+
+    text = "索引号 | 12345 | 主题分类 | |\n发文字号 | 示范政发〔2024〕3号 | 有效性 | 有效 |\n全年新建口袋公园12个。"
+    cands = [c for c in candidates(_hits(text), set()) if c.kind == "field"]
+    assert {c.lead: text[slice(*quote_window(text, c))] for c in cands} == {
+        "12345": "索引号 | 12345", "示范政发〔2024〕3号": "发文字号 | 示范政发〔2024〕3号", "有效": "有效性 | 有效"}
+    columns = "地区 | 2021 | 2022 |\n城区 | 5 | 6 |"  # a table of figures: odd cells, no key-value pairs
+    assert not [c for c in candidates(_hits(columns), set()) if c.kind == "field"]
+
+
 def test_a_who_question_offers_the_name_after_a_title():
     text = "女子跳远决赛中,山东选手马欣然以6米58夺冠。研究员阿不都热合曼·买买提担任科考队长。"
     cands = candidates(_hits(text), {"女子", "跳远"}, who=True)

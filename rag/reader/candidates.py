@@ -5,7 +5,7 @@ into clauses; a short clause reads with the one before it (its subject). Each cl
 candidates of every kind: each figure in it, a time without a number (年内, 上半年), a personal
 name, a new name (quoted, or the clause stripped of the question's words), a definition's
 explanation, and the clause itself; a task row also offers its lead-unit, deadline and status
-cells. What is good about a candidate is judged in features.py, by the fitted model.
+cells, and a page's key-value table (发文字号 | 青城政办发〔2023〕18号 |) each value. What is good about a candidate is judged in features.py, by the fitted model.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class Candidate:
     would be put first."""
 
     hit: int  # index into the hits
-    kind: str  # figure | period | person | name | definition | clause | list | cell_unit | cell_deadline | cell_status
+    kind: str  # figure | period | person | name | definition | clause | list | cell_unit | cell_deadline | cell_status | field
     lead: str  # the fact to put first
     sent: tuple[int, int]  # the sentence
     clause: tuple[int, int]  # the clause itself
@@ -236,6 +236,7 @@ def candidates(hits: list[Hit], known: set[str], who: bool = False) -> list[Cand
                 base = dict(hit=hi, sent=(s, e), clause=(cm.start(), cm.end()), context=ctx, role=role)
                 out += _clause_candidates(text, own, cm.start(), base, known, known_chars, who)
             out += _lists(text, clauses, hi, (s, e))
+        out += _fields(text, hi, spans)
         if meta.get("lead_unit"):
             out.append(_cell(hi, text, spans, "cell_unit", meta["lead_unit"]))
         if meta.get("deadline"):
@@ -268,6 +269,31 @@ def _lists(text: str, clauses: list, hi: int, sent: tuple[int, int]) -> list[Can
             lead = "、".join(c.group(0).strip() for c in run)
             out.append(Candidate(hi, "list", lead, sent, (run[0].start(), run[-1].end()), run[0].start()))
         run = [cm] if cm is not None and _named_figure(cm.group(0)) and len(figs) == 1 else []
+    return out
+
+
+_FIELD_LINE = re.compile(r"^[^|\n]+\|(?:[^|\n]*\|)+[ \t]*$", re.M)
+_FIELD_KEY = re.compile(r"[^\d]{2,10}")
+
+
+def _fields(text: str, hi: int, spans: list[tuple[int, int]]) -> list[Candidate]:
+    """The values of a key-value table as scraped pages flatten it, one line per row of
+    key | value pairs (成文日期 | 2023-04-27 | 发布日期 | 2023-04-27 |), each read with its key."""
+    out = []
+    for line in _FIELD_LINE.finditer(text):
+        cells, at = [], line.start()
+        for part in line.group(0).split("|")[:-1]:
+            cells.append((at, part))
+            at += len(part) + 1
+        if len(cells) % 2 or not all(_FIELD_KEY.fullmatch(key.strip()) for _, key in cells[::2]):
+            continue
+        for (start, key), (v_at, value) in zip(cells[::2], cells[1::2]):
+            lead = value.strip()
+            if 1 <= len(lead) <= 40:
+                start += len(key) - len(key.lstrip())
+                end = v_at + len(value.rstrip())
+                sent = next(((s, e) for s, e in spans if s <= start < e), (line.start(), line.end()))
+                out.append(Candidate(hi, "field", lead, sent, (start, end), start))
     return out
 
 

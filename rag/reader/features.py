@@ -24,7 +24,7 @@ from .candidates import Candidate
 from .question import Ask
 
 KINDS = ("figure", "period", "person", "name", "definition", "clause", "list", "cell_unit", "cell_deadline",
-         "cell_status")
+         "cell_status", "field")
 ASKED = cues.ASKED_TYPES
 ROLES = ("target", "achieved", "plan")
 

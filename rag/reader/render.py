@@ -34,7 +34,9 @@ def lead_text(c: Candidate, lang: str) -> str:
 
 def quote_window(text: str, c: Candidate) -> tuple[int, int]:
     """The sentence when short, else the clause widened by whole neighbouring clauses while it
-    fits MAX_QUOTE."""
+    fits MAX_QUOTE; a key-value table's key and value."""
+    if c.kind == "field":
+        return c.context, c.clause[1]  # the key and its value
     s_start, s_end = c.sent
     if s_end - s_start <= MAX_QUOTE:
         return s_start, s_end
