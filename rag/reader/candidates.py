@@ -5,7 +5,8 @@ into clauses; a short clause reads with the one before it (its subject). Each cl
 candidates of every kind: each figure in it, a time without a number (年内, 上半年), a personal
 name, a new name (quoted, or the clause stripped of the question's words), a definition's
 explanation, and the clause itself; a task row also offers its lead-unit, deadline and status
-cells, and a page's key-value table (发文字号 | 青城政办发〔2023〕18号 |) each value. What is good about a candidate is judged in features.py, by the fitted model.
+cells, and a page's key-value table (发文字号 | 青城政办发〔2023〕18号 |) each value. What is good
+about a candidate is judged in features.py, by the fitted model.
 """
 from __future__ import annotations
 
@@ -273,7 +274,7 @@ def _lists(text: str, clauses: list, hi: int, sent: tuple[int, int]) -> list[Can
 
 
 _FIELD_LINE = re.compile(r"^[^|\n]+\|(?:[^|\n]*\|)+[ \t]*$", re.M)
-_FIELD_KEY = re.compile(r"[^\d]{2,10}")
+_FIELD_KEY = re.compile(r"\D{2,10}")  # a key: no figure in it
 
 
 def _fields(text: str, hi: int, spans: list[tuple[int, int]]) -> list[Candidate]:
