@@ -293,14 +293,19 @@ def _fields(text: str, hi: int, spans: list[tuple[int, int]]) -> list[Candidate]
             if 1 <= len(lead) <= 40:
                 start += len(key) - len(key.lstrip())
                 end = v_at + len(value.rstrip())
-                sent = next(((s, e) for s, e in spans if s <= start < e), (line.start(), line.end()))
+                sent = _sentence_at(spans, start, (line.start(), line.end()))
                 out.append(Candidate(hi, "field", lead, sent, (start, end), start))
     return out
 
 
+def _sentence_at(spans: list[tuple[int, int]], at: int, default: tuple[int, int]) -> tuple[int, int]:
+    """The sentence span that holds offset `at`, else `default`."""
+    return next(((s, e) for s, e in spans if s <= at < e), default)
+
+
 def _cell(hi: int, text: str, spans: list[tuple[int, int]], kind: str, value: str) -> Candidate:
     at = text.find(value)
-    sent = next(((s, e) for s, e in spans if s <= max(at, 0) < e), (0, min(len(text), 80)))
+    sent = _sentence_at(spans, max(at, 0), (0, min(len(text), 80)))
     return Candidate(hi, kind, value, sent, (max(at, 0), max(at, 0) + len(value)), sent[0], None, "")
 
 

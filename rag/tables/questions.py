@@ -101,7 +101,7 @@ def parse(question: str, lang: str, table: TaskTable, districts: list[str], year
                  or f.n_leads or f.with_participants or tq.group)
     f.words = find_words(rest, lang, [r["task"] for r in table.records if r["doc"] in (f.docs or [])],
                          terms, taken, titles, rest=alone) or None
-    if alone and not f.words and tq.op != "superlative" and not _has("scope", "whole", lang, text):
+    if alone and not f.words and not _has("scope", "whole", lang, text):  # a superlative is never alone (it has a group)
         return None  # no filter and not said to be over every row: a figure inside one task
     if m := re.search(r"\btop\s*(\d+|one|two|three|four|five)\b|\bwhich (two|three|four|five)\b", text, re.I):
         tq.top = number(m.group(1) or m.group(2)) or 1
