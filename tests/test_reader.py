@@ -195,6 +195,10 @@ def test_candidate_features_unit_fit_and_given_figures():
     assert all(_value(X, i, "lead_digits") == 0 for i, c in enumerate(cands) if not any(ch.isdigit() for ch in c.lead))
     cands, X = _rows("新建的12个口袋公园之外,累计建成多少个?", _hits(REPORT))
     assert _value(X, _find(cands, "figure", "12个"), "f_given") == 1  # the question states it
+    cands, X = _rows("新建的12个口袋公园分别是哪些?", _hits(REPORT))
+    restated = next(i for i, c in enumerate(cands) if c.kind != "figure" and "12个" in c.lead)
+    assert _value(X, restated, "lead_given") == 1  # a clause that only repeats the count asked about
+    assert _value(X, _find(cands, "figure", "30个"), "lead_given") == 0
 
 
 def test_the_feature_list_is_what_the_matrix_holds():

@@ -5,8 +5,9 @@ Features come in families: the question (language, asked kind, meaning wanted), 
 task-row cells), the sentence and the clause (IDF-weighted overlap, character pairs, words
 around the question word, target / cumulative / achieved cues and task-row column, status cues,
 novelty), and the candidate itself (its kind, how its unit fits the asked kind and unit, how
-much of the question its own label says, whether the question already states it). `FEATURES`
-names them in order; the model file is checked against that list.
+much of the question its own label says, whether the question already states it or a figure
+in it: "the 12 parks are which?" is not answered by "12 parks were built"). `FEATURES` names
+them in order; the model file is checked against that list.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ FEATURES: tuple[str, ...] = (
     # the candidate
     *(f"k_{k}" for k in KINDS), "f_fit", "f_unit_same", "f_given", "f_date", "f_year", "f_share", "f_amount",
     "f_countable", "f_label_cov", "f_position", "f_figures", "lead_len", "lead_new", "lead_known",
-    "lead_anchor", "lead_digits", "cell_asked",
+    "lead_given", "lead_anchor", "lead_digits", "cell_asked",
 )
 INDEX = {name: i for i, name in enumerate(FEATURES)}
 
@@ -248,6 +249,8 @@ def _candidate_features(text: str, c: Candidate, ctx: QuestionContext) -> dict[s
     lead = c.lead.lower()
     f.update({"lead_len": math.log1p(len(c.lead)), "lead_new": _novelty(c.lead, ctx.q),
               "lead_known": float(lead in ctx.q.text.lower() or lead in ctx.q.zh_text.lower()),
+              "lead_given": float(bool(ask.given) and any(abs(g.value - v) < 1e-9 for g in find_figures(c.lead)
+                                                          for v in ask.given)),
               "lead_anchor": float(any(a in c.lead for a in ask.anchors)),
               "lead_digits": float(any(ch.isdigit() for ch in c.lead)),
               "cell_asked": float((c.kind, ask.asked) in (("cell_unit", "unit"), ("cell_deadline", "deadline"),
