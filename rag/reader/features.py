@@ -247,10 +247,10 @@ def _candidate_features(text: str, c: Candidate, ctx: QuestionContext) -> dict[s
     else:
         f["f_fit"] = unit_fit(None, ask.asked, ask.unit) if c.kind != "period" else 0.5
     lead = c.lead.lower()
+    restates = bool(ask.given) and any(abs(g.value - v) < 1e-9 for g in find_figures(c.lead) for v in ask.given)
     f.update({"lead_len": math.log1p(len(c.lead)), "lead_new": _novelty(c.lead, ctx.q),
               "lead_known": float(lead in ctx.q.text.lower() or lead in ctx.q.zh_text.lower()),
-              "lead_given": float(bool(ask.given) and any(abs(g.value - v) < 1e-9 for g in find_figures(c.lead)
-                                                          for v in ask.given)),
+              "lead_given": float(restates),
               "lead_anchor": float(any(a in c.lead for a in ask.anchors)),
               "lead_digits": float(any(ch.isdigit() for ch in c.lead)),
               "cell_asked": float((c.kind, ask.asked) in (("cell_unit", "unit"), ("cell_deadline", "deadline"),
