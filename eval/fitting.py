@@ -10,6 +10,9 @@ from typing import Any, Callable
 
 from rag.models import GovragError
 
+# questions over documents of another kind than the seeds (news articles), and the articles
+NEWS_TRAIN, NEWS_DOCS = Path("eval/news/train.jsonl"), Path("eval/news/docs3")
+
 
 def training_items(paths: list[Path]) -> list[dict[str, Any]]:
     """The items of the training files, each with its writer (the file's name when it has none:
@@ -17,6 +20,19 @@ def training_items(paths: list[Path]) -> list[dict[str, Any]]:
     from eval.metrics import load_dataset
 
     return [{**i, "writer": i.get("writer") or path.stem} for path in paths for i in load_dataset(path)]
+
+
+def news_index(settings: Any) -> Any:
+    """Build, or bring up to date, the index of NEWS_DOCS beside the main index
+    (`<index>-news-train`); the settings that load it."""
+    from dataclasses import replace
+
+    from rag.index import build_index
+
+    main = Path(settings.index_dir)
+    news = replace(settings, index_dir=str(main.with_name(main.name + "-news-train")))
+    build_index([NEWS_DOCS], news)
+    return news
 
 
 def write_model(out: Path, data: dict[str, Any]) -> None:

@@ -2,7 +2,9 @@
 
     python -m eval.train_ranker [--index DIR] [--out rag/data/ranker_model.json]
 
-* Questions: the bank's train split and eval/dev.jsonl (answerable ones). For each, the union of
+* Questions: the bank's train split and eval/dev.jsonl (answerable ones), and those of
+  eval/news/train.jsonl over an index of the news articles they read (eval/news/docs3/, indexed
+  beside the main index; English ones translated with the stored senses). For each, the union of
   BM25's and the dense channel's top 30 is gathered exactly as the retriever does; a passage is
   relevant when it holds one of the item's gold quotes.
 * Trees: LightGBM LambdaRank (one thread, deterministic), the mean of four forests fitted with
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from eval.fit_senses import folds
-from eval.fitting import command, training_items, write_model
+from eval.fitting import NEWS_TRAIN, command, news_index, training_items, write_model
 from eval.metrics import gold_quotes, load_dataset, normalise
 
 MIN_QUESTIONS = 2  # validation questions (hit@1 + hit@5) the dense channel must win in a language
@@ -34,14 +36,14 @@ PARAMS = dict(objective="lambdarank", learning_rate=0.05, num_leaves=15, min_dat
               lambda_l2=1.0, lambdarank_truncation_level=10, deterministic=True, num_threads=1, seed=0, verbose=-1)
 ROUNDS = 200
 SEEDS = (0, 1, 2, 3)  # forests averaged
-FITTED_ON = ["progress_table", "task_list", "work_report"]  # the document kinds of the seeds
+FITTED_ON = ["progress_table", "task_list", "work_report", "news"]  # the seeds' kinds, and the news articles'
 
 
 def groups(retriever, items: list[dict[str, Any]], dense: set[str],
            senses: dict[str, Any]) -> list[tuple[dict[str, Any], list[int], np.ndarray, np.ndarray]]:
     """(item, candidate positions, features, relevance) of each answerable item; `dense`: the
     languages whose questions use the dense channel; `senses`: the dictionary sense counts to
-    translate each writer's questions with."""
+    translate each writer's questions with (the stored ones for a writer it lacks)."""
     from tqdm import tqdm
 
     from rag.english import use_senses
@@ -52,7 +54,7 @@ def groups(retriever, items: list[dict[str, Any]], dense: set[str],
     for item in tqdm(items, desc="passages", unit="q", file=sys.stderr):
         if item["type"] in ("unanswerable", "table"):
             continue
-        use_senses(senses[item["writer"]])
+        use_senses(senses.get(item["writer"]))
         q = retriever.understand(item["question"])
         channels = ("dense", "bm25") if q.lang in dense else ("bm25",)
         ranks, raw, rrf = retriever.gather(q, CANDIDATES, channels)
@@ -105,11 +107,15 @@ def train(retriever, out: Path) -> dict[str, Any]:
 
     from rag.ranker import FEATURES, FORMAT, RankerModel
 
+    from rag.retriever import Retriever
+
     items = training_items(TRAIN)
     senses = folds(retriever, items)
     validation = load_dataset(VALIDATION)
-    dense_trees = fit(groups(retriever, items, {"zh", "en"}, senses))
-    lexical_trees = fit(groups(retriever, items, set(), senses))
+    news_settings = news_index(retriever.settings)
+    news, news_items = Retriever.load(news_settings.index_dir, news_settings), training_items([NEWS_TRAIN])
+    dense_trees = fit(groups(retriever, items, {"zh", "en"}, senses) + groups(news, news_items, {"zh", "en"}, {}))
+    lexical_trees = fit(groups(retriever, items, set(), senses) + groups(news, news_items, set(), {}))
     results = {}
     for name, langs in (("dense", ["zh", "en"]), ("no-dense", [])):
         retriever._ranker = RankerModel({"trees": dense_trees, "lexical_trees": lexical_trees, "dense_langs": langs})
@@ -124,7 +130,7 @@ def train(retriever, out: Path) -> dict[str, Any]:
                   if gain(lang) * results["dense"][lang]["n"] >= MIN_QUESTIONS - 1e-9)
     data = {"format": FORMAT, "features": list(FEATURES), "trees": dense_trees, "lexical_trees": lexical_trees,
             "dense_langs": pays, "doc_kinds": FITTED_ON,
-            "trained": {"train": [str(p) for p in TRAIN], "validation": str(VALIDATION), "params": PARAMS,
+            "trained": {"train": [str(p) for p in [*TRAIN, NEWS_TRAIN]], "validation": str(VALIDATION), "params": PARAMS,
                         "rounds": ROUNDS, "seeds": list(SEEDS), "candidates": CANDIDATES, "lightgbm": lightgbm.__version__,
                         "validation_hits": results}}
     retriever._ranker = RankerModel(data)

@@ -3,7 +3,10 @@ read the best candidate (P(right), P(no answer in the documents)), and the abste
 
     python -m eval.train_reader [--index DIR] [--out rag/data/reader_model.json]
 
-* Every question of the bank's train split and of eval/dev.jsonl goes through the pipeline's own retrieval; each
+* Every question of the bank's train split and of eval/dev.jsonl goes through the pipeline's own
+  retrieval, and every question of eval/news/train.jsonl through an index of the news articles
+  it reads (eval/news/docs3/, indexed beside the main index; its English questions are translated
+  with the stored senses, which count no news writer's question); each
   candidate of the retrieved passages is labelled right when what it puts first holds an
   accepted answer and its sentence overlaps the gold quote (no candidate of an unanswerable
   question is right).
@@ -44,7 +47,7 @@ import numpy as np
 from rag.tables.names import common_length
 
 from eval.fit_senses import folds
-from eval.fitting import command, training_items, write_model
+from eval.fitting import NEWS_TRAIN, command, news_index, training_items, write_model
 from eval.metrics import gold_quotes, load_dataset, normalise
 
 TRAIN = [Path("eval/bank/train.jsonl"), Path("eval/dev.jsonl")]  # dev.jsonl: the earlier sessions' questions
@@ -264,10 +267,13 @@ def train(pipeline, out: Path) -> dict[str, Any]:
     import lightgbm
 
     from rag.reader.features import FEATURES
+    from rag.pipeline import Pipeline
     from rag.reader.model import FORMAT, ReaderModel
 
     items = training_items(TRAIN)
     train_samples = collect(pipeline, items, folds(pipeline.retriever, items))
+    news = news_index(pipeline.settings)
+    train_samples += collect(Pipeline.load(news.index_dir, news), training_items([NEWS_TRAIN]))  # senses: the file's
     clf = fit_trees(train_samples)
     trees, baseline = trees_json(clf)
     oof = out_of_fold(train_samples)
@@ -277,7 +283,7 @@ def train(pipeline, out: Path) -> dict[str, Any]:
     model = ReaderModel(data)
     threshold, report = choose_threshold(model, collect(pipeline, load_dataset(VALIDATION)), oof, nested_margin(oof))
     data["thresholds"] = {"zh": threshold}
-    data["trained"] = {"train": [str(p) for p in TRAIN], "validation": str(VALIDATION),
+    data["trained"] = {"train": [str(p) for p in [*TRAIN, NEWS_TRAIN]], "validation": str(VALIDATION),
                        "train_halves": len(train_samples),
                        "train_candidates": int(sum(len(s.cands) for s in train_samples)),
                        "train_positives": int(sum(int(s.y.sum()) for s in train_samples)),

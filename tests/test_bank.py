@@ -53,12 +53,13 @@ def test_gold_quotes_are_in_their_documents_and_hold_an_accepted_answer(splits, 
 
 
 NEWS = REPO / "eval" / "news"
-NEWS_SPLITS = {"validation3": "docs3", "validation2": "docs2", "validation": "docs", "test": "docs"}  # split -> articles
+NEWS_SPLITS = {"train": "docs3", "validation2": "docs2", "validation4": "docs4", "validation": "docs",
+               "test": "docs"}  # split -> articles
 
 
 @pytest.mark.parametrize("name", NEWS_SPLITS)
 def test_news_questions_quote_their_own_articles(name):
-    """The news questions quote their articles; validation3, validation2 and validation / test read
+    """The news questions quote their articles; train, validation2, validation4 and validation / test read
     different articles, and no writer is in two splits."""
     docs = {p.name: normalise(p.read_text(encoding="utf-8")) for p in (NEWS / NEWS_SPLITS[name]).glob("*.txt")}
     items = load_dataset(NEWS / f"{name}.jsonl")
@@ -66,6 +67,6 @@ def test_news_questions_quote_their_own_articles(name):
     check_quotes(items, docs)
     others = [load_dataset(NEWS / f"{n}.jsonl") for n in NEWS_SPLITS if n != name]
     assert not {i["writer"] for i in items} & {i["writer"] for o in others for i in o}
-    names = [{p.name for p in (NEWS / d).glob("*.txt")} for d in ("docs", "docs2", "docs3")]
+    names = [{p.name for p in (NEWS / d).glob("*.txt")} for d in ("docs", "docs2", "docs3", "docs4")]
     assert all(names) and sum(map(len, names)) == len(set().union(*names))
     assert "only to report" in (NEWS / "test.jsonl").read_text(encoding="utf-8").splitlines()[0]
