@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from rag.config import Settings
 from rag.models import GovragError
 
 # questions over documents of another kind than the seeds (news articles), and the articles
@@ -22,7 +23,7 @@ def training_items(paths: list[Path]) -> list[dict[str, Any]]:
     return [{**i, "writer": i.get("writer") or path.stem} for path in paths for i in load_dataset(path)]
 
 
-def news_index(settings: Any) -> Any:
+def news_index(settings: Settings) -> Settings:
     """Build, or bring up to date, the index of NEWS_DOCS beside the main index
     (`<index>-news-train`); the settings that load it."""
     from dataclasses import replace

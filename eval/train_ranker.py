@@ -106,7 +106,6 @@ def train(retriever, out: Path) -> dict[str, Any]:
     import lightgbm
 
     from rag.ranker import FEATURES, FORMAT, RankerModel
-
     from rag.retriever import Retriever
 
     items = training_items(TRAIN)

@@ -266,8 +266,8 @@ def train(pipeline, out: Path) -> dict[str, Any]:
     """Fit, calibrate, choose the threshold, write the model file; returns its data."""
     import lightgbm
 
-    from rag.reader.features import FEATURES
     from rag.pipeline import Pipeline
+    from rag.reader.features import FEATURES
     from rag.reader.model import FORMAT, ReaderModel
 
     items = training_items(TRAIN)
