@@ -48,7 +48,8 @@ class Settings:
     # translation; 0.2-0.25 now gives the best English hit@5 on dev, 0.6 loses accuracy)
     bm25_weight_en: float = 1.0
     abstain_threshold: float = 0.0  # the margin P(right) - P(no answer) must reach to answer; 0: the
-    # margin stored with the reader model (chosen on the bank's validation split and out-of-fold train)
+    # margins stored with the reader model, one per kind of document (chosen on the bank's
+    # validation split and out-of-fold train)
     max_question_chars: int = 2000
     chunk_tokens: int = 400  # token budget of a section chunk (tiktoken cl100k)
     chunk_overlap_tokens: int = 40

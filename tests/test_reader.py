@@ -171,7 +171,7 @@ def test_an_answer_needs_p_right_to_exceed_p_no_answer_by_the_margin():
         return {"trees": [{"feature": [0], "threshold": [0.0], "left": [0], "right": [0], "leaf": [True],
                            "value": [logit], "missing_left": [False]}]}
 
-    data = {**load_model().data, "thresholds": {"zh": 0.0}}  # margin 0: P(right) must exceed P(no answer)
+    data = {**load_model().data, "thresholds": {"*": 0.0}}  # margin 0: P(right) must exceed P(no answer)
     hits = _hits(REPORT)
     reader = _reader(hits)
     q = reader.understand("全年新建口袋公园多少个?")
@@ -184,6 +184,20 @@ def test_an_answer_needs_p_right_to_exceed_p_no_answer_by_the_margin():
     assert answered.confidence == declined.confidence  # P(right) itself is the same
     without = ReaderModel({k: v for k, v in data.items() if k != "no_answer"})
     assert without.no_answer(np.zeros(1), np.zeros((1, len(FEATURES)), dtype=np.float32), 0, None) == 0.0
+
+
+def test_the_margin_is_the_one_of_the_kind_of_document_the_answer_comes_from():
+    from rag.reader.model import ReaderModel, load_model
+
+    data = load_model().data
+    q = understand("全年新建口袋公园多少个?")
+    for kind, answers in (("news", False), ("work_report", True), (None, True)):
+        hits = _hits(REPORT, **({"doc_kind": kind} if kind else {}))
+        reader = _reader(hits)
+        reader._model = ReaderModel({**data, "thresholds": {"*": -1.0, "news": 1.0}})  # news: never sure enough
+        answer = reader.answer(reader.understand(q.text), hits)
+        assert answer.abstained != answers, (kind, answer.notes)
+    assert ReaderModel({**data, "thresholds": {"*": -1.0, "news": 1.0}}).threshold("task_list") == -1.0
 
 
 def test_candidate_features_unit_fit_and_given_figures():
@@ -222,7 +236,8 @@ def test_the_model_file_matches_the_features():
 
     model = load_model(MODEL_PATH)
     data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
-    assert data["features"] == list(FEATURES) and -1 < model.threshold("zh") < 1  # a margin P(right) - P(no answer)
+    assert data["features"] == list(FEATURES) and -1 < model.threshold(None) < 1  # a margin P(right) - P(no answer)
+    assert all(-1 < model.threshold(kind) < 1 for kind in data["thresholds"])
     assert data["calibration"]["inputs"][3:] == list(FEATURES)
 
 

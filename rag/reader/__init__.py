@@ -44,7 +44,8 @@ class Half:
 
 class Reader:
     """Picks the answer among the candidates with the fitted model; abstains when P(right)
-    does not exceed P(no answer in the documents) by the margin chosen on held-out questions."""
+    does not exceed P(no answer in the documents) by the margin chosen on held-out questions
+    for the kind of document the answer comes from."""
 
     def __init__(self, idf: Callable[[str], float], corpus_text: str = "",
                  understand: Callable[[str], Query] = understand, model: ReaderModel | None = None,
@@ -113,17 +114,17 @@ class Reader:
         named = [self._named_cell(h) for h in halves]
         ranked = [self._ranked(h, s) if n is None else [(n, self.model.confidence(s, h.X, n, rival(h.cands, s, n)))]
                   for h, s, n in zip(halves, scores, named)]
-        chosen = []  # (candidate, asked kind, P(right), P(right) - P(no answer), from a named cell)
+        chosen = []  # (candidate, asked kind, P(right), P(right) - P(no answer), the margin it must reach, from a named cell)
         for h, s, (i, p), n in zip(halves, scores, _assign(halves, ranked), named):
             absent = self.model.no_answer(s, h.X, i, rival(h.cands, s, i))
-            chosen.append((h.cands[i], h.ask.asked, p, p - absent, n is not None))
-        threshold = self.threshold or self.model.threshold(q.lang)
-        kept = [(c, a, p) for c, a, p, lead, cell in chosen if cell or lead >= threshold]
+            need = self.threshold or self.model.threshold(hits[h.cands[i].hit].chunk.meta.get("doc_kind"))
+            chosen.append((h.cands[i], h.ask.asked, p, p - absent, need, n is not None))
+        kept = [(c, a, p) for c, a, p, lead, need, cell in chosen if cell or lead >= need]
         if not kept:
             if not chosen:
                 return render.abstain(q, hits, "no candidate")
-            c, _, p, lead, _ = max(chosen, key=lambda x: x[3])
-            return render.abstain(q, hits, f"P(right) {p:.2f} - P(no answer) {p - lead:.2f} below {threshold:.2f}",
+            c, _, p, lead, need, _ = max(chosen, key=lambda x: x[3] - x[4])
+            return render.abstain(q, hits, f"P(right) {p:.2f} - P(no answer) {p - lead:.2f} below {need:.2f}",
                                   (render.lead_text(c, q.lang), p))
         answer = render.compose(q, hits, [(c, a) for c, a, _ in kept], min(p for _, _, p in kept))
         answer.notes.insert(0, f"asked: {'+'.join(a for _, a, _ in kept)}")

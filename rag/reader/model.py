@@ -7,7 +7,7 @@ probability that the documents hold no answer to the question at all.
     scores = model.scores(X)                         # one per row of features.FEATURES
     p = model.confidence(scores, X, best, rival)     # P(right)
     u = model.no_answer(scores, X, best, rival)      # P(no answer in the documents)
-    answer = p - u >= model.threshold(lang)
+    answer = p - u >= model.threshold(doc_kind)      # the margin for the kind of document it comes from
 
 The file names its feature list; a file made for other features is refused with a message
 naming the command that rebuilds it (`python -m eval.train_reader`).
@@ -25,8 +25,9 @@ from ..trees import Forest, read_model
 from .features import FEATURES
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "data" / "reader_model.json"
-FORMAT = 1
+FORMAT = 2  # 2: abstention margins per kind of document (1: one margin)
 REBUILD = "rebuild it with: python -m eval.train_reader"
+ALL_KINDS = "*"  # the thresholds' key of the margin chosen over every kind of document
 
 
 class ReaderModel:
@@ -61,8 +62,10 @@ class ReaderModel:
             return 0.0
         return float(_probabilities(self.absent, calibration_row(scores, X, best, rival)[None])[0])
 
-    def threshold(self, lang: str) -> float:
-        return float(self.thresholds.get(lang, self.thresholds["zh"]))
+    def threshold(self, doc_kind: str | None) -> float:
+        """The margin P(right) - P(no answer) an answer from a passage of this kind of document must
+        reach: the kind's own where the trainer had enough of its questions, else the pooled one."""
+        return float(self.thresholds.get(doc_kind or "", self.thresholds[ALL_KINDS]))
 
 
 def _probabilities(forest: Forest, rows: np.ndarray) -> np.ndarray:
