@@ -184,13 +184,9 @@ class OutOfFold:
     kinds: np.ndarray  # the kind of document of the best candidate's passage
 
 
-def doc_kind(s: Sample, i: int) -> str:
-    """The kind of document candidate `i` of the half comes from ("" when the passage names none)."""
-    return str(s.hits[s.cands[i].hit].chunk.meta.get("doc_kind") or "")
-
-
 def out_of_fold(samples: list[Sample]) -> OutOfFold:
     """Best candidates out of fold (folds by writer)."""
+    from rag.reader import doc_kind
     from rag.reader.model import ReaderModel, calibration_row
 
     rows, right, unanswerable, writers, kinds = [], [], [], [], []
@@ -204,7 +200,7 @@ def out_of_fold(samples: list[Sample]) -> OutOfFold:
                 right.append(int(s.y[i] > 0))
                 unanswerable.append(s.item["type"] == "unanswerable")
                 writers.append(w)
-                kinds.append(doc_kind(s, i))
+                kinds.append(doc_kind(s.cands[i], s.hits))
     return OutOfFold(np.array(rows), np.array(right), np.array(unanswerable), np.array(writers), np.array(kinds))
 
 
@@ -244,18 +240,20 @@ def choose_thresholds(model, samples: list[Sample], oof: OutOfFold,
     MIN_KIND_GAIN of them over the pooled one (the kinds' questions may want different margins).
     Each is the one that makes the most of its questions right (see `_choose`); the report
     names every kind's own margin and its gain, kept or not."""
+    from rag.reader import doc_kind
     from rag.reader.model import ALL_KINDS
 
     items = {s.item["id"]: s.item for s in samples}
     margins = _validation_margins(model, samples)
     pooled = _choose(items, margins, oof, conf, np.ones(len(conf), bool))
     thresholds, report = {ALL_KINDS: pooled[0]}, {ALL_KINDS: pooled[1]}
-    kinds = {item_id: doc_kind(s, i) for item_id, halves in margins.items() for s, i, _ in halves[:1]}
+    kinds = {item_id: doc_kind(s.cands[i], s.hits) for item_id, halves in margins.items() for s, i, _ in halves[:1]}
     for kind in sorted(set(oof.kinds) | set(kinds.values())):
         mine = {item_id: halves for item_id, halves in margins.items() if kinds.get(item_id) == kind}
-        questions = len(mine) + int((oof.kinds == kind).sum())
+        rows = oof.kinds == kind
+        questions = len(mine) + int(rows.sum())
         if questions >= MIN_KIND_QUESTIONS:
-            own, report[kind] = _choose(items, mine, oof, conf, oof.kinds == kind, pooled[0])
+            own, report[kind] = _choose(items, mine, oof, conf, rows, pooled[0])
             if report[kind]["gain_over_pooled"] >= MIN_KIND_GAIN * questions:
                 thresholds[kind] = own
     return thresholds, report

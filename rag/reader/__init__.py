@@ -117,7 +117,7 @@ class Reader:
         chosen = []  # (candidate, asked kind, P(right), P(right) - P(no answer), the margin it must reach, from a named cell)
         for h, s, (i, p), n in zip(halves, scores, _assign(halves, ranked), named):
             absent = self.model.no_answer(s, h.X, i, rival(h.cands, s, i))
-            need = self.threshold or self.model.threshold(hits[h.cands[i].hit].chunk.meta.get("doc_kind"))
+            need = self.threshold or self.model.threshold(doc_kind(h.cands[i], hits))
             chosen.append((h.cands[i], h.ask.asked, p, p - absent, need, n is not None))
         kept = [(c, a, p) for c, a, p, lead, need, cell in chosen if cell or lead >= need]
         if not kept:
@@ -162,6 +162,11 @@ class Reader:
 def same_answer(a: Candidate, b: Candidate) -> bool:
     """Whether two candidates put the same fact first (one lead inside the other, or one figure)."""
     return a.lead in b.lead or b.lead in a.lead or bool(a.figure and b.figure and a.figure.value == b.figure.value)
+
+
+def doc_kind(cand: Candidate, hits: list[Hit]) -> str:
+    """The kind of document the candidate's passage comes from ("" when it names none)."""
+    return str(hits[cand.hit].chunk.meta.get("doc_kind") or "")
 
 
 def rival(cands: list[Candidate], scores: np.ndarray, i: int) -> float | None:
