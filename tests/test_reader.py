@@ -102,6 +102,24 @@ def test_passage_features_rank_and_year_agreement():
     assert _value(X, second, "h_year") == 1 and _value(X, first, "h_year") == 0
 
 
+def test_passage_features_say_which_passages_share_the_first_passage_s_document():
+    hits = _hits("新建口袋公园12个。", "新建口袋公园20个。", "新建口袋公园30个。")
+    hits[2] = Hit(Chunk("u:section:0", "u.txt", "section", hits[2].chunk.text, ["u"], 0, 9, {"title": "u"}), 0.5, {}, {})
+    cands, X = _rows("新建口袋公园多少个?", hits)
+    same, other = _find(cands, "figure", "20个"), _find(cands, "figure", "30个")
+    assert _value(X, same, "h_top_doc") == 1 and _value(X, other, "h_top_doc") == 0
+
+
+def test_sentence_features_see_another_year_and_a_target_in_earlier_clauses():
+    text = "2022年海铁联运业务量达到145万标准箱。2023年港口将力争完成吞吐量12.8亿吨,海铁联运业务量突破160万标准箱。"
+    cands, X = _rows("2022年海铁联运业务量是多少标准箱?", _hits(text))
+    done, plan = _find(cands, "figure", "145万标准箱"), _find(cands, "figure", "160万标准箱")
+    assert _value(X, plan, "s_year_other") == 1 and _value(X, done, "s_year_other") == 0
+    assert _value(X, plan, "s_target_before") == 1 and _value(X, done, "s_target_before") == 0
+    cands, X = _rows("海铁联运业务量是多少标准箱?", _hits(text))  # a question naming no year: no other year
+    assert _value(X, _find(cands, "figure", "160万标准箱"), "s_year_other") == 0
+
+
 def test_a_passage_about_another_year_offers_no_candidate():
     hits = _hits("2021年新建口袋公园12个。")
     hits[0].chunk.meta["year"] = 2021

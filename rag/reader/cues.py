@@ -40,6 +40,7 @@ MARKERS = {name: Marker(re.compile(m["clause"]), re.compile(m["zh"]), re.compile
            for name, m in _DATA["markers"].items()}
 
 PERIOD = _zh("period")
+YEAR = _zh("year")
 QUOTED_NAME = _zh("quoted_name")
 SEVERAL = _en("several")
 ACTUAL = _en("actual")

@@ -1,13 +1,15 @@
 """What is known about each candidate answer, as numbers for the fitted model.
 
 Features come in families: the question (language, asked kind, meaning wanted), the passage
-(rank and retrieval scores, overlap with the question, year / district agreement, kind of chunk,
-task-row cells), the sentence and the clause (IDF-weighted overlap, character pairs, words
-around the question word, target / cumulative / achieved cues and task-row column, status cues,
-novelty), and the candidate itself (its kind, how its unit fits the asked kind and unit, how
-much of the question its own label says, whether the question already states it or a figure
-in it: "the 12 parks are which?" is not answered by "12 parks were built"). `FEATURES` names
-them in order; the model file is checked against that list.
+(rank and retrieval scores, whether it shares the first passage's document, overlap with the
+question, year / district agreement, kind of chunk, task-row cells), the sentence and the clause
+(IDF-weighted overlap, character pairs, words around the question word, target / cumulative /
+achieved cues in the clause and in the sentence's earlier clauses, task-row column, status cues,
+a sentence naming only other years than the question's, novelty), and the candidate itself (its
+kind, how its unit fits the asked kind and unit, how much of the question its own label says,
+whether the question already states it or a figure in it: "the 12 parks are which?" is not
+answered by "12 parks were built"). `FEATURES` names them in order; the model file is checked
+against that list.
 """
 from __future__ import annotations
 
@@ -35,10 +37,10 @@ FEATURES: tuple[str, ...] = (
     "q_cumulative", "q_actual", "q_person", "q_several", "q_half", "q_terms", "q_unknown_nouns", "q_time_limit",
     "q_lead_cell",
     # the passage
-    "h_rank", "h_rank_inv", "h_bm25", "h_dense", "h_fused", "h_cov", "h_heading_cov", "h_contradicts",
+    "h_rank", "h_rank_inv", "h_top_doc", "h_bm25", "h_dense", "h_fused", "h_cov", "h_heading_cov", "h_contradicts",
     "h_year", "h_district", "h_task_row", "h_task_item", "h_task_list", "h_has_lead", "h_has_deadline", "h_done",
     # the sentence and the clause
-    "s_cov", "s_spec", "s_len", "c_cov", "c_spec", "c_own_cov", "c_local_cov", "c_other", "c_bigrams", "c_target_cue",
+    "s_cov", "s_spec", "s_len", "s_year_other", "s_target_before", "s_achieved_before", "c_cov", "c_spec", "c_own_cov", "c_local_cov", "c_other", "c_bigrams", "c_target_cue",
     "c_achieved_cue", "c_cumulative_cue", *(f"c_role_{r}" for r in ROLES), "c_role_match", "c_role_mismatch",
     "c_status_cue", "c_novelty", "c_anchors", "c_per_match", "c_per_other", "c_title_cov", "c_year",
     "c_counted", "c_borrowed", "c_len",
@@ -141,7 +143,8 @@ def _hit_features(hits: list[Hit], ctx: QuestionContext) -> list[dict[str, float
     for rank, h in enumerate(hits):
         meta = h.chunk.meta
         out.append({
-            "h_rank": rank, "h_rank_inv": 1 / (1 + rank), "h_bm25": h.raw.get("bm25", 0.0) / top_bm25,
+            "h_rank": rank, "h_rank_inv": 1 / (1 + rank), "h_top_doc": float(h.chunk.doc == hits[0].chunk.doc),
+            "h_bm25": h.raw.get("bm25", 0.0) / top_bm25,
             "h_dense": h.raw.get("dense", 0.0), "h_fused": h.score / top_fused,
             "h_cov": ctx.cover(h.chunk.embed_text) / total,
             "h_heading_cov": ctx.cover(" ".join(h.chunk.heading_path[1:])) / total,
@@ -188,7 +191,9 @@ def _sentence_features(text: str, c: Candidate, hit: Hit, ctx: QuestionContext) 
     sent = text[c.sent[0]:c.sent[1]]
     heading = hit.chunk.heading_path[-1] if hit.chunk.heading_path else ""
     s_cov = ctx.cover(sent)
+    years = {int(y) for y in cues.YEAR.findall(sent)}
     return {"s_cov": s_cov / ask.total, "s_spec": ctx.cover(sent, True), "s_len": math.log1p(len(sent)),
+            "s_year_other": float(bool(ask.years) and bool(years) and not years & set(ask.years)),
             "c_local_cov": (s_cov + ctx.cover(heading)) / ask.total,
             "c_counted": float(bool(ask.counted) and ask.counted in sent)}
 
@@ -200,6 +205,7 @@ def _clause_features(text: str, c: Candidate, hit: Hit, ctx: QuestionContext) ->
     read = text[c.context:c.clause[1]]
     other = sum(w for t, w in ask.others.items() if t in own.lower())
     cue = {k: bool(m.clause.search(own)) for k, m in cues.MARKERS.items()}
+    before = text[c.sent[0]:c.clause[0]]  # the sentence's earlier clauses: "2023年将力争完成A, B突破160万"
     role = c.role or (section_role(hit.chunk.heading_path) if hit.chunk.kind == "section" else "") or (
         "target" if hit.chunk.meta.get("doc_kind") == "task_list" else "")
     rates = {a or b for a, b in cues.PER_UNIT.findall(read)}
@@ -211,6 +217,8 @@ def _clause_features(text: str, c: Candidate, hit: Hit, ctx: QuestionContext) ->
         "c_bigrams": sum(g in read for g in ask.bigrams) / len(ask.bigrams) if ask.bigrams else 0.0,
         "c_target_cue": float(cue["target"]), "c_achieved_cue": float(cue["achieved"]),
         "c_cumulative_cue": float(cue["cumulative"]),
+        "s_target_before": float(bool(cues.MARKERS["target"].clause.search(before))),
+        "s_achieved_before": float(bool(cues.MARKERS["achieved"].clause.search(before))),
         **{f"c_role_{r}": float(role == r) for r in ROLES},
         "c_role_match": float(bool(ask.wants) and role == ask.wants),
         "c_role_mismatch": float(bool(ask.wants) and bool(role) and role != ask.wants),
