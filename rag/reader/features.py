@@ -40,10 +40,10 @@ FEATURES: tuple[str, ...] = (
     "h_rank", "h_rank_inv", "h_top_doc", "h_bm25", "h_dense", "h_fused", "h_cov", "h_heading_cov", "h_contradicts",
     "h_year", "h_district", "h_task_row", "h_task_item", "h_task_list", "h_has_lead", "h_has_deadline", "h_done",
     # the sentence and the clause
-    "s_cov", "s_spec", "s_len", "s_year_other", "s_target_before", "s_achieved_before", "c_cov", "c_spec", "c_own_cov", "c_local_cov", "c_other", "c_bigrams", "c_target_cue",
-    "c_achieved_cue", "c_cumulative_cue", *(f"c_role_{r}" for r in ROLES), "c_role_match", "c_role_mismatch",
-    "c_status_cue", "c_novelty", "c_anchors", "c_per_match", "c_per_other", "c_title_cov", "c_year",
-    "c_counted", "c_borrowed", "c_len",
+    "s_cov", "s_spec", "s_len", "s_year_other", "s_target_before", "s_achieved_before", "c_cov", "c_spec",
+    "c_own_cov", "c_local_cov", "c_other", "c_bigrams", "c_target_cue", "c_achieved_cue", "c_cumulative_cue",
+    *(f"c_role_{r}" for r in ROLES), "c_role_match", "c_role_mismatch", "c_status_cue", "c_novelty", "c_anchors",
+    "c_per_match", "c_per_other", "c_title_cov", "c_year", "c_counted", "c_borrowed", "c_len",
     # the candidate
     *(f"k_{k}" for k in KINDS), "f_fit", "f_unit_same", "f_given", "f_date", "f_year", "f_share", "f_amount",
     "f_countable", "f_label_cov", "f_position", "f_figures", "lead_len", "lead_new", "lead_known",
