@@ -114,7 +114,8 @@ class Reader:
         named = [self._named_cell(h) for h in halves]
         ranked = [self._ranked(h, s) if n is None else [(n, self.model.confidence(s, h.X, n, rival(h.cands, s, n)))]
                   for h, s, n in zip(halves, scores, named)]
-        chosen = []  # (candidate, asked kind, P(right), P(right) - P(no answer), the margin it must reach, from a named cell)
+        # (candidate, asked kind, P(right), P(right) - P(no answer), the margin it must reach, from a named cell)
+        chosen = []
         for h, s, (i, p), n in zip(halves, scores, _assign(halves, ranked), named):
             absent = self.model.no_answer(s, h.X, i, rival(h.cands, s, i))
             need = self.threshold or self.model.threshold(doc_kind(h.cands[i], hits))
