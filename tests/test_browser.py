@@ -101,6 +101,7 @@ def browser_context(tmp_path_factory):
         context = p.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")), executable_path=path, args=FLAGS,
             viewport={"width": 1400, "height": 900}, device_scale_factor=1)
+        context.set_default_timeout(60000)  # a busy machine (the suite beside an index build) may need over 30 s
         yield context
         context.close()
 
