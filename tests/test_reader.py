@@ -120,6 +120,15 @@ def test_sentence_features_see_another_year_and_a_target_in_earlier_clauses():
     assert _value(X, _find(cands, "figure", "160万标准箱"), "s_year_other") == 0
 
 
+def test_missing_says_which_passage_and_sentence_lack_the_question_s_most_specific_term():
+    hits = _hits("全区新建口袋公园12个。", "蓝村街道新建口袋公园3个。全区改造老旧小区20个。")
+    cands, X = _rows("蓝村街道新建口袋公园多少个?", hits)
+    whole, village, homes = _find(cands, "figure", "12个"), _find(cands, "figure", "3个"), _find(cands, "figure", "20个")
+    assert _value(X, whole, "h_missing") > 0.5 and _value(X, village, "h_missing") < 0.2
+    assert _value(X, homes, "h_missing") == _value(X, village, "h_missing")  # the same passage
+    assert _value(X, homes, "s_missing") > _value(X, village, "s_missing")  # its sentence lacks 口袋公园
+
+
 def test_a_passage_about_another_year_offers_no_candidate():
     hits = _hits("2021年新建口袋公园12个。")
     hits[0].chunk.meta["year"] = 2021
@@ -230,6 +239,17 @@ def test_candidate_features_unit_fit_and_given_figures():
     restated = next(i for i, c in enumerate(cands) if c.kind != "figure" and "12个" in c.lead)
     assert _value(X, restated, "lead_given") == 1  # a clause that only repeats the count asked about
     assert _value(X, _find(cands, "figure", "30个"), "lead_given") == 0
+
+
+def test_candidate_features_count_list_items_and_see_a_name_s_ending():
+    text = "新建口袋公园3个,分别位于蓝村街道、通济街道和龙山街道,由青岛海晟建设有限公司承建,完成投资1.2亿元。"
+    cands, X = _rows("新建的3个口袋公园分别在哪里?", _hits(text))
+    places = next(i for i, c in enumerate(cands) if c.kind == "list")
+    assert _value(X, places, "lead_items") >= 1 and _value(X, _find(cands, "figure", "3个"), "lead_items") == 0
+    cands, X = _rows("口袋公园由哪家公司承建?", _hits(text))
+    builder = next(i for i, c in enumerate(cands) if c.lead.endswith("有限公司"))
+    money = _find(cands, "figure", "1.2亿元")
+    assert _value(X, builder, "lead_name_end") == 1 and _value(X, money, "lead_name_end") == 0
 
 
 def test_the_feature_list_is_what_the_matrix_holds():

@@ -2,14 +2,15 @@
 
 Features come in families: the question (language, asked kind, meaning wanted), the passage
 (rank and retrieval scores, whether it shares the first passage's document, overlap with the
-question, year / district agreement, kind of chunk, task-row cells), the sentence and the clause
-(IDF-weighted overlap, character pairs, words around the question word, target / cumulative /
-achieved cues in the clause and in the sentence's earlier clauses, task-row column, status cues,
-a sentence naming only other years than the question's, novelty), and the candidate itself (its
-kind, how its unit fits the asked kind and unit, how much of the question its own label says,
-whether the question already states it or a figure in it: "the 12 parks are which?" is not
-answered by "12 parks were built"). `FEATURES` names them in order; the model file is checked
-against that list.
+question and the most specific question term it lacks, year / district agreement, kind of chunk,
+task-row cells), the sentence and the clause (IDF-weighted overlap and the most specific term
+missing, character pairs, words around the question word, target / cumulative / achieved cues in
+the clause and in the sentence's earlier clauses, task-row column, status cues, a sentence naming
+only other years than the question's, novelty), and the candidate itself (its kind, how its unit
+fits the asked kind and unit, how much of the question its own label says, whether the question
+already states it or a figure in it: "the 12 parks are which?" is not answered by "12 parks were
+built"; how many items it lists, whether it ends as an organisation's or a place's name does).
+`FEATURES` names them in order; the model file is checked against that list.
 """
 from __future__ import annotations
 
@@ -37,17 +38,18 @@ FEATURES: tuple[str, ...] = (
     "q_cumulative", "q_actual", "q_person", "q_several", "q_half", "q_terms", "q_unknown_nouns", "q_time_limit",
     "q_lead_cell",
     # the passage
-    "h_rank", "h_rank_inv", "h_top_doc", "h_bm25", "h_dense", "h_fused", "h_cov", "h_heading_cov", "h_contradicts",
+    "h_rank", "h_rank_inv", "h_top_doc", "h_bm25", "h_dense", "h_fused", "h_cov", "h_missing", "h_heading_cov",
+    "h_contradicts",
     "h_year", "h_district", "h_task_row", "h_task_item", "h_task_list", "h_has_lead", "h_has_deadline", "h_done",
     # the sentence and the clause
-    "s_cov", "s_spec", "s_len", "s_year_other", "s_target_before", "s_achieved_before", "c_cov", "c_spec",
+    "s_cov", "s_spec", "s_missing", "s_len", "s_year_other", "s_target_before", "s_achieved_before", "c_cov", "c_spec",
     "c_own_cov", "c_local_cov", "c_other", "c_bigrams", "c_target_cue", "c_achieved_cue", "c_cumulative_cue",
     *(f"c_role_{r}" for r in ROLES), "c_role_match", "c_role_mismatch", "c_status_cue", "c_novelty", "c_anchors",
     "c_per_match", "c_per_other", "c_title_cov", "c_year", "c_counted", "c_borrowed", "c_len",
     # the candidate
     *(f"k_{k}" for k in KINDS), "f_fit", "f_unit_same", "f_given", "f_date", "f_year", "f_share", "f_amount",
     "f_countable", "f_label_cov", "f_position", "f_figures", "lead_len", "lead_new", "lead_known",
-    "lead_given", "lead_anchor", "lead_digits", "cell_asked",
+    "lead_given", "lead_anchor", "lead_digits", "lead_items", "lead_name_end", "cell_asked",
 )
 INDEX = {name: i for i, name in enumerate(FEATURES)}
 
@@ -101,6 +103,22 @@ def _label(clause: str, figures: list, i: int) -> str:
     return clause[end(figures[i - 1]) if i else 0:f.start] + clause[f.end:end(f)]
 
 
+def missing(text: str, weights: dict[str, float]) -> float:
+    """The weight of the question's most specific term that text lacks, as a share of its largest
+    weight (credit for a term's characters as in `coverage`): one place or period a passage does
+    not name (蓝村街道, 二季度) says more than the total it covers."""
+    low = text.lower()
+    chars = set(low)
+    top = max(weights.values(), default=0.0) or 1.0
+    worst = 0.0
+    for t, w in weights.items():
+        if t in low:
+            continue
+        found = 0.4 * sum(ch in chars for ch in t) / len(t) if len(t) > 1 and cues.CJK.match(t) else 0.0
+        worst = max(worst, w * (1.0 - found))
+    return worst / top
+
+
 def _novelty(text: str, q: Query) -> float:
     cjk = cues.CJK.findall(text)
     return sum(ch not in q.text and ch not in q.zh_text for ch in cjk) / len(cjk) if cjk else 0.0
@@ -146,7 +164,7 @@ def _hit_features(hits: list[Hit], ctx: QuestionContext) -> list[dict[str, float
             "h_rank": rank, "h_rank_inv": 1 / (1 + rank), "h_top_doc": float(h.chunk.doc == hits[0].chunk.doc),
             "h_bm25": h.raw.get("bm25", 0.0) / top_bm25,
             "h_dense": h.raw.get("dense", 0.0), "h_fused": h.score / top_fused,
-            "h_cov": ctx.cover(h.chunk.embed_text) / total,
+            "h_cov": ctx.cover(h.chunk.embed_text) / total, "h_missing": missing(h.chunk.embed_text, ask.weights),
             "h_heading_cov": ctx.cover(" ".join(h.chunk.heading_path[1:])) / total,
             "h_contradicts": float(contradicts(h.chunk, q.years, q.districts, q.doc_years)
                                    and contradicts(h.chunk, ask.years, ask.districts, ask.doc_years)),
@@ -193,6 +211,7 @@ def _sentence_features(text: str, c: Candidate, hit: Hit, ctx: QuestionContext) 
     s_cov = ctx.cover(sent)
     years = {int(y) for y in cues.YEAR.findall(sent)}
     return {"s_cov": s_cov / ask.total, "s_spec": ctx.cover(sent, True), "s_len": math.log1p(len(sent)),
+            "s_missing": missing(" ".join([*hit.chunk.heading_path, sent]), ask.weights),
             "s_year_other": float(bool(ask.years) and bool(years) and not years & set(ask.years)),
             "c_local_cov": (s_cov + ctx.cover(heading)) / ask.total,
             "c_counted": float(bool(ask.counted) and ask.counted in sent)}
@@ -261,6 +280,7 @@ def _candidate_features(text: str, c: Candidate, ctx: QuestionContext) -> dict[s
               "lead_given": float(restates),
               "lead_anchor": float(any(a in c.lead for a in ask.anchors)),
               "lead_digits": float(any(ch.isdigit() for ch in c.lead)),
+              "lead_items": float(c.lead.count("、")), "lead_name_end": float(c.lead.endswith(cues.NAME_ENDS)),
               "cell_asked": float((c.kind, ask.asked) in (("cell_unit", "unit"), ("cell_deadline", "deadline"),
                                                           ("cell_status", "status")))})
     return f
@@ -288,4 +308,4 @@ def feature_matrix(cands: list[Candidate], hits: list[Hit], ctx: QuestionContext
     return X
 
 
-__all__ = ["FEATURES", "QuestionContext", "coverage", "feature_matrix", "specific_weights", "unit_fit"]
+__all__ = ["FEATURES", "QuestionContext", "coverage", "feature_matrix", "missing", "specific_weights", "unit_fit"]
