@@ -159,12 +159,12 @@ def _hit_features(hits: list[Hit], ctx: QuestionContext) -> list[dict[str, float
     top_fused = max((h.score for h in hits), default=0.0) or 1.0
     out = []
     for rank, h in enumerate(hits):
-        meta = h.chunk.meta
+        meta, embedded = h.chunk.meta, h.chunk.embed_text  # a property that joins title, headings and text
         out.append({
             "h_rank": rank, "h_rank_inv": 1 / (1 + rank), "h_top_doc": float(h.chunk.doc == hits[0].chunk.doc),
             "h_bm25": h.raw.get("bm25", 0.0) / top_bm25,
             "h_dense": h.raw.get("dense", 0.0), "h_fused": h.score / top_fused,
-            "h_cov": ctx.cover(h.chunk.embed_text) / total, "h_missing": missing(h.chunk.embed_text, ask.weights),
+            "h_cov": ctx.cover(embedded) / total, "h_missing": missing(embedded, ask.weights),
             "h_heading_cov": ctx.cover(" ".join(h.chunk.heading_path[1:])) / total,
             "h_contradicts": float(contradicts(h.chunk, q.years, q.districts, q.doc_years)
                                    and contradicts(h.chunk, ask.years, ask.districts, ask.doc_years)),
