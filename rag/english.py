@@ -800,30 +800,58 @@ def chinese_unit_for(word: str) -> str | None:
     return _UNIT_WORDS_EN.get(word)
 
 
-def pinyin_index(vocabulary: Iterable[str]) -> dict[str, list[str]]:
-    """Toneless pinyin -> the corpus words (2-4 Chinese characters) that read so, for matching
-    romanised names in English questions ("Zhougezhuang" -> 周戈庄, "Jimo" -> 即墨)."""
+@dataclass
+class PinyinIndex:
+    """Toneless pinyin -> the corpus words (2-6 Chinese characters) that read so."""
+
+    words: dict[str, list[str]]  # a word's whole reading ("zhougezhuang" -> 周戈庄)
+    leading: dict[str, list[str]]  # its first characters' reading ("xiaoguan" -> 小管岛)
+    syllables: frozenset[str]  # the readings of the corpus's characters
+
+    def shortened(self, key: str) -> list[str]:
+        """The words that read as `key` without its last one or two syllables, the generic part
+        of a name the question also says in English ("Darenhe sewage plant": 大任 of 大任河)."""
+        for cut in range(len(key) - 1, 3, -1):
+            rest = key[cut:]
+            if key[:cut] in self.words and (rest in self.syllables or any(
+                    rest[:i] in self.syllables and rest[i:] in self.syllables for i in range(1, len(rest)))):
+                return self.words[key[:cut]]
+        return []
+
+
+def pinyin_index(vocabulary: Iterable[str]) -> PinyinIndex:
+    """The pinyin readings of the corpus's words, for matching romanised names in English
+    questions ("Zhougezhuang" -> 周戈庄, "Jimo" -> 即墨, "Xiaoguan Island" -> 小管岛)."""
     from pypinyin import lazy_pinyin
 
-    index: dict[str, list[str]] = {}
+    words: dict[str, list[str]] = {}
+    leading: dict[str, list[str]] = {}
+    syllables: set[str] = set()
     for word in vocabulary:
-        if 2 <= len(word) <= 4 and all("\u4e00" <= ch <= "\u9fff" for ch in word):
-            index.setdefault("".join(lazy_pinyin(word)), []).append(word)
-    return index
+        if 2 <= len(word) <= 6 and all("\u4e00" <= ch <= "\u9fff" for ch in word):
+            reading = lazy_pinyin(word)
+            syllables.update(reading)
+            words.setdefault("".join(reading), []).append(word)
+            for n in range(2, len(word)):
+                leading.setdefault("".join(reading[:n]), []).append(word)
+    return PinyinIndex(words, leading, frozenset(syllables))
 
 
-def pinyin_terms(text: str, index: dict[str, list[str]]) -> list[tuple[str, float]]:
+def pinyin_terms(text: str, index: PinyinIndex) -> list[tuple[str, float]]:
     """Corpus words for the romanised proper names of an English question: capitalised words,
-    alone or joined with the next one or two ("Zhou Ge Zhuang"), read as toneless pinyin."""
+    alone or joined with the next one or two ("Zhou Ge Zhuang"), read as toneless pinyin: a
+    word's whole reading first, else the first characters of a longer word, else a word's
+    reading with the last syllables cut (those found so weigh half)."""
     words = re.findall(r"[A-Za-z]+", text)
     found: dict[str, float] = {}
     for i, word in enumerate(words):
         if not word[0].isupper() or word.lower() in STOP_WORDS:
             continue
-        for n in (3, 2, 1):
-            key = "".join(w.lower() for w in words[i:i + n])
-            if len(key) >= 4 and key in index:
-                for term in index[key]:
-                    found[term] = max(found.get(term, 0.0), 1.0 / len(index[key]))
-                break
+        keys = [k for k in ("".join(w.lower() for w in words[i:i + n]) for n in (3, 2, 1)) if len(k) >= 4]
+        choices = ([(index.words[k], 1.0) for k in keys if k in index.words]
+                   + [(index.leading[k], 0.5) for k in keys if k in index.leading]
+                   + [(index.shortened(word.lower()), 0.5)])
+        terms, share = next((c for c in choices if c[0]), ([], 0.0))
+        for term in terms:
+            found[term] = max(found.get(term, 0.0), share / len(terms))
     return list(found.items())

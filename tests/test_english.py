@@ -369,3 +369,18 @@ def test_docstring_examples():
 )
 def test_english_number(value, expected):
     assert english._english_number(value) == expected
+
+
+# --------------------------------------------------------------------------- romanised names
+
+def test_romanised_names_match_whole_short_and_generic_readings():
+    index = english.pinyin_index(["周戈庄", "小管岛", "大任", "大人", "即墨", "河道"])  # 河道: "he" is read
+    assert dict(english.pinyin_terms("Zhougezhuang New Village", index)) == {"周戈庄": 1.0}  # a word's whole reading
+    assert dict(english.pinyin_terms("Zhou Ge Zhuang", index)) == {"周戈庄": 1.0}
+    # the first characters of a longer word, weighed half: the question says "Island" in English
+    assert dict(english.pinyin_terms("the station on Xiaoguan Island", index)) == {"小管岛": 0.5}
+    # a reading with its last syllable (河, river) cut; two words read so share the half
+    assert dict(english.pinyin_terms("the Darenhe sewage plant", index)) == {"大任": 0.25, "大人": 0.25}
+    # English words, lower-case words and cuts that leave no syllable match nothing
+    assert english.pinyin_terms("Ocean World near the dareng plant", index) == []
+    assert english.pinyin_terms("Darenx", index) == []
