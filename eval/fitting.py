@@ -13,6 +13,7 @@ from rag.models import GovragError
 
 # questions over documents of another kind than the seeds (news articles), and the articles
 NEWS_TRAIN, NEWS_DOCS = Path("eval/news/train.jsonl"), Path("eval/news/docs3")
+NEWS_VALIDATION, NEWS_VALIDATION_DOCS = Path("eval/news/validation2.jsonl"), Path("eval/news/docs2")
 
 
 def training_items(paths: list[Path]) -> list[dict[str, Any]]:
@@ -23,16 +24,16 @@ def training_items(paths: list[Path]) -> list[dict[str, Any]]:
     return [{**i, "writer": i.get("writer") or path.stem} for path in paths for i in load_dataset(path)]
 
 
-def news_index(settings: Settings) -> Settings:
-    """Build, or bring up to date, the index of NEWS_DOCS beside the main index
-    (`<index>-news-train`); the settings that load it."""
+def news_index(settings: Settings, docs: Path = NEWS_DOCS, name: str = "news-train") -> Settings:
+    """Build, or bring up to date, the index of the news articles `docs` beside the main index
+    (`<index>-<name>`); the settings that load it."""
     from dataclasses import replace
 
     from rag.index import build_index
 
     main = Path(settings.index_dir)
-    news = replace(settings, index_dir=str(main.with_name(main.name + "-news-train")))
-    build_index([NEWS_DOCS], news)
+    news = replace(settings, index_dir=str(main.with_name(f"{main.name}-{name}")))
+    build_index([docs], news)
     return news
 
 

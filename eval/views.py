@@ -119,7 +119,7 @@ def run(index_dir: str | None, datasets: list[str]) -> list[dict]:
     items = {name: load_dataset(name) for name in datasets}
     retriever = Retriever(index, settings, QueryMemo(embedder))  # one, so its English word maps are built once
     if retriever.ranker is not None:  # "hybrid" is the learned ranker; measure it with dense in both languages
-        retriever.ranker.dense_langs = {"zh", "en"}
+        retriever.dense_langs = {"zh", "en"}
     rows = []
     for name, keep in VARIANTS.items():
         part = retriever.index = subset(index, keep)

@@ -7,7 +7,9 @@ question's language, year / district / task-number agreement, the kind of chunk 
 IDF-weighted overlap of the question's words with the passage, its headings and title, shared
 character pairs, and whether the passage holds what the question asks for (a figure in the
 asked unit, a date, a lead-unit or deadline cell). The model file (rag/data/ranker_model.json)
-also says for which languages the dense channel pays; for the others the query is not encoded.
+also says, for each kind of document, in which languages the dense channel pays (for the
+seeds' reports and tables only in English; for news articles in Chinese too); a question in a
+language it pays for on none of the index's kinds of documents is not encoded.
 Without a model file, or on an index of other kinds of documents than the ones it was fitted
 on, the retriever falls back to reciprocal-rank fusion.
 """
@@ -27,7 +29,7 @@ from .models import Chunk, GovragError
 from .trees import Forest, read_model
 
 MODEL_PATH = Path(__file__).with_name("data") / "ranker_model.json"
-FORMAT = 1
+FORMAT = 2  # 2: the dense channel's languages per kind of document (1: one list)
 REBUILD = "rebuild it with: python -m eval.train_ranker"
 DOC_KINDS = ("progress_table", "task_list", "work_report", "news")
 ASKED = ("count", "amount", "share", "deadline", "unit", "status", "entity", "meaning", "fact")
@@ -111,19 +113,24 @@ def features(q: Any, positions: list[int], ch: Channels, index: Any,
 
 class RankerModel:
     """The fitted trees over FEATURES (one forest for both channels, one for BM25 alone: a
-    lexical-only index, or a language the dense channel does not pay for) and the languages the
-    dense channel is used for."""
+    lexical-only index, or a language the dense channel does not pay for) and, per kind of
+    document, the languages the dense channel is used for."""
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.data = data
         self.forest = Forest.from_json(data["trees"])
         self.lexical = Forest.from_json(data["lexical_trees"])
-        self.dense_langs = set(data.get("dense_langs", ["zh", "en"]))
+        self.dense_by_kind = {kind: set(langs) for kind, langs in data["dense_langs"].items()}
         self.doc_kinds = set(data.get("doc_kinds", DOC_KINDS))
 
     def scores(self, X: np.ndarray, dense: bool) -> np.ndarray:
         """Ranking scores of the candidates' features (`dense`: the dense channel ran)."""
         return (self.forest if dense else self.lexical).scores(X)
+
+    def dense_langs(self, chunks: list[Chunk]) -> set[str]:
+        """The languages the dense channel pays for on some kind of document in `chunks`."""
+        kinds = {c.meta.get("doc_kind") for c in chunks}
+        return {lang for kind in kinds for lang in self.dense_by_kind.get(kind, ())}
 
     def fits(self, chunks: list[Chunk]) -> bool:
         """True when most of the index is of the kinds of documents the ranker was fitted on."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from .config import Settings, load_settings
 from .documents import DISTRICTS, fold_width
-from .english import Vocabulary, chinese_query, detect_language, expand_query, pinyin_index, pinyin_terms
+from .english import PinyinIndex, Vocabulary, chinese_query, detect_language, expand_query, pinyin_index, pinyin_terms
 from .index import Index, load_index, tokenize
 from .models import Chunk, GovragError, Hit
 
@@ -53,7 +53,7 @@ class Query:
 
 
 def understand(question: str, translated: str | None = None,
-               pinyin: dict[str, list[str]] | None = None, vocabulary: Vocabulary | None = None) -> Query:
+               pinyin: PinyinIndex | None = None, vocabulary: Vocabulary | None = None) -> Query:
     """Language, Chinese search text and weighted BM25 tokens, years, districts, task numbers.
     `pinyin` (toneless reading -> corpus words) lets romanised names in English match;
     `vocabulary` (the corpus's words) resolves dictionary translations to words it uses."""
@@ -148,9 +148,10 @@ class Retriever:
         self.index = index
         self.settings = settings
         self.embedder = embedder
-        self._pinyin: dict[str, list[str]] | None = None
+        self._pinyin: PinyinIndex | None = None
         self._vocabulary: Vocabulary | None = None
         self._ranker: Any = False  # not loaded yet
+        self.dense_langs = {"zh", "en"}  # the languages whose questions are encoded (the ranker may say fewer)
 
     def understand(self, question: str, translated: str | None = None) -> Query:
         """`understand` with this corpus's words for romanised names and dictionary
@@ -189,6 +190,8 @@ class Retriever:
 
             model = load_ranker() if self.settings.fusion == "learned" else None
             self._ranker = model if model is not None and model.fits(self.index.chunks) else None
+            if self._ranker is not None:
+                self.dense_langs = self._ranker.dense_langs(self.index.chunks)
         return self._ranker
 
     def _channels(self, q: Query, n: int, channels: tuple[str, ...],
@@ -237,7 +240,7 @@ class Retriever:
         q = query if isinstance(query, Query) else self.understand(query)
         ranker = self.ranker if (fusion or self.settings.fusion) == "learned" and len(channels) > 1 else None
         asked = channels
-        if ranker is not None and q.lang not in ranker.dense_langs:
+        if ranker is not None and q.lang not in self.dense_langs:
             channels = tuple(c for c in channels if c != "dense")  # the ranker learned dense adds nothing here
         filters = {key: v for key, v in (filters or {}).items() if v not in (None, "", [])}
         unknown = set(filters) - set(FILTER_KEYS)

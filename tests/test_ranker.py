@@ -11,7 +11,7 @@ import pytest
 from rag.english import Vocabulary
 from rag.index import tokenize
 from rag.models import Chunk, GovragError
-from rag.ranker import FEATURES, MODEL_PATH, Channels, features, load_ranker
+from rag.ranker import FEATURES, MODEL_PATH, Channels, RankerModel, features, load_ranker
 from rag.retriever import understand
 
 from helpers import refit
@@ -70,12 +70,23 @@ def test_asked_unit_and_figure_features():
 def test_the_model_file_matches_the_features(tmp_path):
     data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
     assert data["features"] == list(FEATURES)
-    assert set(data["dense_langs"]) <= {"zh", "en"}
+    assert set(data["dense_langs"]) == set(data["doc_kinds"])
+    assert all(set(langs) <= {"zh", "en"} for langs in data["dense_langs"].values())
     stale = tmp_path / "ranker_model.json"
     stale.write_text(json.dumps({**data, "features": data["features"][:-1]}), encoding="utf-8")
     with pytest.raises(GovragError, match="train_ranker"):
         load_ranker(stale)
     assert load_ranker(tmp_path / "absent.json") is None  # reciprocal-rank fusion then
+
+
+def test_the_dense_channel_runs_for_the_languages_of_the_index_s_kinds_of_documents():
+    dense = {"work_report": ["en"], "news": ["en", "zh"]}
+    model = RankerModel({"trees": [], "lexical_trees": [], "dense_langs": dense})
+    report = _index().chunks
+    news = [Chunk("n.txt:section:1", "n.txt", "section", "新闻", ["n"], 0, 2, {"doc_kind": "news"})]
+    assert model.dense_langs(report) == {"en"}
+    assert model.dense_langs(report + news) == {"en", "zh"}  # a user's articles beside the reports
+    assert model.dense_langs([Chunk("x", "x", "section", "x", [], 0, 1, {"doc_kind": "other"})]) == set()
 
 
 @pytest.mark.slow
