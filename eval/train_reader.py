@@ -18,12 +18,9 @@ read the best candidate (P(right), P(no answer in the documents)), and the abste
   documents?" (P(no answer)). Both are fitted on out-of-fold best candidates: the training
   questions are cut by writer, each writer's questions ranked by trees fitted on the other
   writers'. An unanswerable question's best candidate is never right, so this is where
-  abstention is learned. Both are held monotone in the inputs whose direction is known before
-  the fit (MONOTONE): with the seventeenth round's data the constrained forests declined 3 more
-  of the 193 unanswerable held-out seeds questions and 2 more of the 809 answerable ones, at
-  about the same number right (912 against 910). Their size (15 leaves, 300 rounds) is what the
-  nested out-of-fold count of right halves settled at (7 leaves and 150 rounds: 0.885; 15 x
-  300: 0.892; more: no better), with the 26 writers' 3,151 halves (31 writers and 3,708 halves since the eleventh
+  abstention is learned. Their size (15 leaves, 300 rounds) is what the nested out-of-fold
+  count of right halves settled at (7 leaves and 150 rounds: 0.885; 15 x 300: 0.892; more:
+  no better), with the 26 writers' 3,151 halves (31 writers and 3,708 halves since the eleventh
   round; not re-swept).
 * A half is answered when P(right) - P(no answer) reaches the threshold: an uncertain answer to
   a question the documents seem to answer is still worth giving, a likelier one to a question
@@ -207,33 +204,20 @@ def out_of_fold(samples: list[Sample]) -> OutOfFold:
     return OutOfFold(np.array(rows), np.array(right), np.array(unanswerable), np.array(writers), np.array(kinds))
 
 
-# What is known before any fit about how P(right) moves with an input of the best candidate
-# (+1 rises, -1 falls); P(no answer) moves the other way. A question term that the passage or
-# the sentence lacks, or an answer the question already states, never makes the answer likelier.
-MONOTONE = {"score": 1, "margin": 1, "h_missing": -1, "s_missing": -1, "lead_given": -1, "f_given": -1}
-
-
-def _calibration_inputs() -> list[str]:
-    from rag.reader.features import FEATURES
-
-    return ["score", "margin", "gap5", *FEATURES]
-
-
-def _calibration_booster(rows: np.ndarray, right: np.ndarray, sign: int = 1):
-    """A binary forest over calibration rows; `sign` -1 turns MONOTONE round (P(no answer))."""
+def _calibration_booster(rows: np.ndarray, right: np.ndarray):
     import lightgbm
 
-    params = {**CALIBRATION, "monotone_constraints": [sign * MONOTONE.get(name, 0) for name in _calibration_inputs()]}
-    return lightgbm.train(params, lightgbm.Dataset(rows, right), num_boost_round=CALIBRATION_ROUNDS)
+    return lightgbm.train(CALIBRATION, lightgbm.Dataset(rows, right), num_boost_round=CALIBRATION_ROUNDS)
 
 
-def calibrate(oof: OutOfFold, target: np.ndarray, sign: int = 1) -> dict[str, Any]:
+def calibrate(oof: OutOfFold, target: np.ndarray) -> dict[str, Any]:
     """A forest fitted on the out-of-fold best candidates: P(right) with `target` oof.right,
-    P(no answer in the documents) with oof.unanswerable and `sign` -1."""
+    P(no answer in the documents) with oof.unanswerable."""
+    from rag.reader.features import FEATURES
     from rag.trees import lightgbm_trees
 
-    return {"inputs": _calibration_inputs(),
-            "trees": lightgbm_trees(_calibration_booster(oof.rows, target.astype(int), sign))}
+    return {"inputs": ["score", "margin", "gap5", *FEATURES],
+            "trees": lightgbm_trees(_calibration_booster(oof.rows, target.astype(int)))}
 
 
 def nested_margin(oof: OutOfFold) -> np.ndarray:
@@ -243,7 +227,7 @@ def nested_margin(oof: OutOfFold) -> np.ndarray:
     for w in sorted(set(oof.writers)):
         mine = oof.writers == w
         right = _calibration_booster(oof.rows[~mine], oof.right[~mine]).predict(oof.rows[mine])
-        absent = _calibration_booster(oof.rows[~mine], oof.unanswerable[~mine].astype(int), -1).predict(oof.rows[mine])
+        absent = _calibration_booster(oof.rows[~mine], oof.unanswerable[~mine].astype(int)).predict(oof.rows[mine])
         margin[mine] = right - absent
     return margin
 
@@ -348,7 +332,7 @@ def train(pipeline, out: Path) -> dict[str, Any]:
     trees, baseline = trees_json(clf)
     oof = out_of_fold(train_samples)
     data = {"format": FORMAT, "features": list(FEATURES), "trees": trees, "baseline": baseline,
-            "calibration": calibrate(oof, oof.right), "no_answer": calibrate(oof, oof.unanswerable, -1),
+            "calibration": calibrate(oof, oof.right), "no_answer": calibrate(oof, oof.unanswerable),
             "thresholds": {ALL_KINDS: 0.0}}
     model = ReaderModel(data)
     data["thresholds"], report = choose_thresholds(model, collect(pipeline, load_dataset(VALIDATION)), oof,

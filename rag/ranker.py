@@ -8,8 +8,8 @@ IDF-weighted overlap of the question's words with the passage, its headings and 
 character pairs, and whether the passage holds what the question asks for (a figure in the
 asked unit, a date, a lead-unit or deadline cell). The model file (rag/data/ranker_model.json)
 also says, for each kind of document, in which languages the dense channel pays (for the
-seeds' reports and tables only in English; for news articles in Chinese too); a question in a
-language it pays for on none of the index's kinds of documents is not encoded.
+seeds' reports and tables only in English; for news articles in Chinese too); a question is
+encoded when its language pays for the kinds of document of most of the index.
 Without a model file, or on an index of other kinds of documents than the ones it was fitted
 on, the retriever falls back to reciprocal-rank fusion.
 """
@@ -128,9 +128,12 @@ class RankerModel:
         return (self.forest if dense else self.lexical).scores(X)
 
     def dense_langs(self, chunks: list[Chunk]) -> set[str]:
-        """The languages the dense channel pays for on some kind of document in `chunks`."""
-        kinds = {c.meta.get("doc_kind") for c in chunks}
-        return {lang for kind in kinds for lang in self.dense_by_kind.get(kind, ())}
+        """The languages the dense channel pays for on most of `chunks` (by their kinds of
+        document): a few article-like pages inside a report do not make its questions pay ~20 ms."""
+        def share(lang: str) -> float:
+            return sum(lang in self.dense_by_kind.get(c.meta.get("doc_kind"), ()) for c in chunks) / (len(chunks) or 1)
+
+        return {lang for lang in ("zh", "en") if share(lang) >= 0.5 and chunks}
 
     def fits(self, chunks: list[Chunk]) -> bool:
         """True when most of the index is of the kinds of documents the ranker was fitted on."""

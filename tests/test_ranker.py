@@ -85,7 +85,8 @@ def test_the_dense_channel_runs_for_the_languages_of_the_index_s_kinds_of_docume
     report = _index().chunks
     news = [Chunk("n.txt:section:1", "n.txt", "section", "新闻", ["n"], 0, 2, {"doc_kind": "news"})]
     assert model.dense_langs(report) == {"en"}
-    assert model.dense_langs(report + news) == {"en", "zh"}  # a user's articles beside the reports
+    assert model.dense_langs(report + news) == {"en"}  # one article among six report passages
+    assert model.dense_langs(report + news * 6) == {"en", "zh"}  # mostly articles
     assert model.dense_langs([Chunk("x", "x", "section", "x", [], 0, 1, {"doc_kind": "other"})]) == set()
 
 
