@@ -128,12 +128,10 @@ class RankerModel:
         return (self.forest if dense else self.lexical).scores(X)
 
     def dense_langs(self, chunks: list[Chunk]) -> set[str]:
-        """The languages the dense channel pays for on most of `chunks` (by their kinds of
-        document): a few article-like pages inside a report do not make its questions pay ~20 ms."""
-        def share(lang: str) -> float:
-            return sum(lang in self.dense_by_kind.get(c.meta.get("doc_kind"), ()) for c in chunks) / (len(chunks) or 1)
-
-        return {lang for lang in ("zh", "en") if share(lang) >= 0.5 and chunks}
+        """The languages the dense channel pays for on the kinds of document of at least half of
+        `chunks`: a few article-like pages inside a report do not make its questions pay ~20 ms."""
+        paying = [self.dense_by_kind.get(c.meta.get("doc_kind"), set()) for c in chunks]
+        return {lang for lang in ("zh", "en") if chunks and sum(lang in p for p in paying) >= 0.5 * len(chunks)}
 
     def fits(self, chunks: list[Chunk]) -> bool:
         """True when most of the index is of the kinds of documents the ranker was fitted on."""
