@@ -818,6 +818,18 @@ class PinyinIndex:
                 return self.words[key[:cut]]
         return []
 
+    def lookup(self, keys: list[str], word: str) -> tuple[list[str], float]:
+        """The words of the first of `keys` (readings of a name's romanised words) that is some
+        word's whole reading (weight 1), else the first characters of one (0.5), else the words
+        `word` reads as without its last syllables (0.5)."""
+        for k in keys:
+            if k in self.words:
+                return self.words[k], 1.0
+        for k in keys:
+            if k in self.leading:
+                return self.leading[k], 0.5
+        return self.shortened(word), 0.5
+
 
 def pinyin_index(vocabulary: Iterable[str]) -> PinyinIndex:
     """The pinyin readings of the corpus's words, for matching romanised names in English
@@ -848,10 +860,7 @@ def pinyin_terms(text: str, index: PinyinIndex) -> list[tuple[str, float]]:
         if not word[0].isupper() or word.lower() in STOP_WORDS:
             continue
         keys = [k for k in ("".join(w.lower() for w in words[i:i + n]) for n in (3, 2, 1)) if len(k) >= 4]
-        choices = ([(index.words[k], 1.0) for k in keys if k in index.words]
-                   + [(index.leading[k], 0.5) for k in keys if k in index.leading]
-                   + [(index.shortened(word.lower()), 0.5)])
-        terms, share = next((c for c in choices if c[0]), ([], 0.0))
+        terms, share = index.lookup(keys, word.lower())
         for term in terms:
             found[term] = max(found.get(term, 0.0), share / len(terms))
     return list(found.items())

@@ -9,7 +9,7 @@ character pairs, and whether the passage holds what the question asks for (a fig
 asked unit, a date, a lead-unit or deadline cell). The model file (rag/data/ranker_model.json)
 also says, for each kind of document, in which languages the dense channel pays (for the
 seeds' reports and tables only in English; for news articles in Chinese too); a question is
-encoded when its language pays for the kinds of document of most of the index.
+encoded when its language pays for the kinds of document of at least half of the index.
 Without a model file, or on an index of other kinds of documents than the ones it was fitted
 on, the retriever falls back to reciprocal-rank fusion.
 """
@@ -130,13 +130,17 @@ class RankerModel:
     def dense_langs(self, chunks: list[Chunk]) -> set[str]:
         """The languages the dense channel pays for on the kinds of document of at least half of
         `chunks`: a few article-like pages inside a report do not make its questions pay ~20 ms."""
-        paying = [self.dense_by_kind.get(c.meta.get("doc_kind"), set()) for c in chunks]
-        return {lang for lang in ("zh", "en") if chunks and sum(lang in p for p in paying) >= 0.5 * len(chunks)}
+        return {lang for lang in ("zh", "en")
+                if _half_of(chunks, {kind for kind, langs in self.dense_by_kind.items() if lang in langs})}
 
     def fits(self, chunks: list[Chunk]) -> bool:
-        """True when most of the index is of the kinds of documents the ranker was fitted on."""
-        known = sum(c.meta.get("doc_kind") in self.doc_kinds for c in chunks)
-        return bool(chunks) and known >= 0.5 * len(chunks)
+        """True when at least half of the index is of the kinds of documents the ranker was fitted on."""
+        return _half_of(chunks, self.doc_kinds)
+
+
+def _half_of(chunks: list[Chunk], kinds: set[str]) -> bool:
+    """True when at least half of `chunks` (and one) come from documents of these kinds."""
+    return bool(chunks) and sum(c.meta.get("doc_kind") in kinds for c in chunks) >= 0.5 * len(chunks)
 
 
 @lru_cache(maxsize=4)
