@@ -121,7 +121,9 @@ CSS = """
 .gr-fig {display:inline-block; border-radius:6px; padding:1px 7px; margin:2px 4px 2px 0}
 .gr-fig.ok {background:#e3f6e5; color:#17612a} .gr-fig.bad {background:#fde8e8; color:#9b1c1c}
 .gr-muted {color:var(--body-text-color-subdued); font-size:0.92em}
-#gr-status {font-size:0.88em; color:var(--body-text-color-subdued)}
+#gr-status {font-size:0.88em; color:var(--body-text-color-subdued); gap:0; flex-wrap:wrap}
+#gr-status > * {flex:0 1 auto !important; min-width:0 !important; width:auto !important}
+#gr-status .html-container {padding:0 !important}
 .gr-ok {color:#17612a} .gr-bad {color:#9b1c1c}
 """
 THEME = gr.themes.Soft(font=["Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "system-ui", "sans-serif"],
@@ -396,15 +398,13 @@ class AppState:
             self._corpus = Corpus(pipeline)
         return self._corpus
 
-    def status(self, lang: str, mode: str, last: Answer | None = None) -> str:
-        """The status line, escaped: loading, or the index, its retrieval mode, the answer mode and
-        how long the last answer took."""
+    def status(self, lang: str, mode: str) -> str:
+        """The status line, escaped: loading, or the index, its retrieval mode and the answer mode."""
         if not self.holder.ready:
             return esc(self.holder.loading_text(lang))
         L = LABELS[lang]
-        took = L["took"].format(s=last.timings.get("total_ms", 0) / 1000) if last is not None else ""
         try:
-            return esc(self.corpus().status(lang, mode, retrieval_text(self.holder.get(), lang)) + took)
+            return esc(self.corpus().status(lang, mode, retrieval_text(self.holder.get(), lang)))
         except GovragError as exc:
             return esc(L["failed"].format(error=exc))
 
@@ -469,8 +469,14 @@ class AppState:
 class Header:
     title: Any
     lang: Any
-    status: Any
+    status: Any  # the index, retrieval and answer mode: refreshed by the timer while loading or embedding
+    took: Any  # how long the last answer took: written by the answer alone, so no refresh races it
     timer: Any
+
+
+def took_text(lang: str, last: Answer | None) -> str:
+    """" · 上次用时 0.04 秒" for the last answer, "" before the first."""
+    return LABELS[lang]["took"].format(s=last.timings.get("total_ms", 0) / 1000) if last is not None else ""
 
 
 def build_header(state: AppState) -> Header:
@@ -479,8 +485,10 @@ def build_header(state: AppState) -> Header:
         title = gr.Markdown(L["title"])
         lang = gr.Radio([("中文", "zh"), ("English", "en")], value="zh", label=L["lang"], scale=0, min_width=260,
                         elem_id="gr-lang")
-    status = gr.HTML(esc(state.holder.loading_text("zh")), elem_id="gr-status")
-    return Header(title, lang, status, gr.Timer(1.0, active=True))
+    with gr.Row(elem_id="gr-status"):
+        status = gr.HTML(esc(state.holder.loading_text("zh")), elem_id="gr-index", scale=0, min_width=0)
+        took = gr.HTML("", elem_id="gr-took", scale=0, min_width=0)
+    return Header(title, lang, status, took, gr.Timer(1.0, active=True))
 
 
 # ---------------------------------------------------------------- the chat tab
@@ -542,7 +550,7 @@ def make_respond(state: AppState) -> Callable[..., Iterator[tuple]]:
             raise gr.Error(L["empty"])
         history = list(history or []) + [{"role": "user", "content": esc_md(question)},
                                          {"role": "assistant", "content": "…" if state.holder.ready else L["wait"]}]
-        yield history, gr.skip(), "", gr.skip(), gr.skip()
+        yield history, gr.skip(), "", gr.skip(), gr.skip(), gr.skip()
         try:
             answer = None
             for part in state.run(question, int(k), parse_filters(doc, district, year), mode == "llm"):
@@ -550,14 +558,15 @@ def make_respond(state: AppState) -> Callable[..., Iterator[tuple]]:
                     answer = part
                 else:
                     history[-1] = {"role": "assistant", "content": esc_md(part) + " ▌"}
-                    yield history, gr.skip(), "", gr.skip(), gr.skip()
+                    yield history, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             assert answer is not None
             c = state.corpus()
             history[-1] = {"role": "assistant", "content": render_message(answer, lang)}
-            yield history, render_sources(answer, c.chunks, lang), "", state.status(lang, answer.mode, answer), answer
+            yield (history, render_sources(answer, c.chunks, lang), gr.skip(), state.status(lang, answer.mode),
+                   took_text(lang, answer), answer)
         except GovragError as exc:
             history[-1] = {"role": "assistant", "content": esc_md(L["error"].format(error=exc))}
-            yield history, gr.skip(), "", gr.skip(), gr.skip()
+            yield history, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
     return respond
 
@@ -567,15 +576,17 @@ def build_chat_tab(state: AppState, header: Header) -> Chat:
     chat = chat_layout(state)
     respond = make_respond(state)
     inputs = [chat.box, chat.chatbot, chat.k, chat.doc, chat.district, chat.year, chat.mode, header.lang]
-    outputs = [chat.chatbot, chat.sources, chat.box, header.status, chat.last]
+    outputs = [chat.chatbot, chat.sources, chat.box, header.status, header.took, chat.last]
+    # the box is cleared by the first output only (a question typed while an answer streams stays),
+    # and a question sent while the last one is still being answered is answered next
     for trigger in (chat.box.submit, chat.send.click):
         trigger(respond, inputs, outputs, api_visibility="undocumented", concurrency_id="answer",
-                show_progress="minimal")
+                show_progress="minimal", trigger_mode="always_last")
     chat.examples.click(lambda sample: sample[0] if isinstance(sample, list) else sample, chat.examples, chat.box,
                         api_visibility="private", queue=False).then(
         respond, inputs, outputs, api_visibility="private", concurrency_id="answer", show_progress="minimal")
-    chat.clear.click(lambda lang_: ([], render_sources(None, {}, lang_), None), header.lang,
-                     [chat.chatbot, chat.sources, chat.last], api_visibility="private", queue=False)
+    chat.clear.click(lambda lang_: ([], render_sources(None, {}, lang_), "", None), header.lang,
+                     [chat.chatbot, chat.sources, header.took, chat.last], api_visibility="private", queue=False)
     chat.mode.change(state.status, [header.lang, chat.mode], header.status, api_visibility="private", queue=False)
     return chat
 
@@ -865,24 +876,24 @@ def wire_page(state: AppState, demo: gr.Blocks, header: Header, tabs: list, chat
         yield (*chat_choices(c, lang), gr.Dataset(samples=[[q] for q in c.examples]), *docs_view(state, lang),
                tasks_docs(state, lang), state.status(lang, mode))
 
-    def tick(lang: str, mode: str, last: Answer | None) -> tuple:
-        return state.status(lang, mode, last), gr.Timer(active=not state.settled())
+    def tick(lang: str, mode: str) -> tuple:
+        return state.status(lang, mode), gr.Timer(active=not state.settled())
 
     def relabel(lang: str, mode: str, last: Answer | None) -> list:
         L = LABELS[lang]
         return ([L["title"], gr.Radio(label=L["lang"]), gr.Tab(label=L["chat"]), gr.Tab(label=L["docs_tab"]),
                  gr.Tab(label=L["tasks_tab"])]
                 + relabel_chat(state, chat, lang, mode, last) + relabel_docs(state, lang) + relabel_tasks(lang)
-                + [state.status(lang, mode, last)])
+                + [state.status(lang, mode), took_text(lang, last)])
 
     demo.load(on_load, [header.lang, chat.mode],
               [chat.doc, chat.district, chat.year, chat.examples, docs.table, docs.pick, tasks.doc, header.status],
               api_visibility="private", concurrency_limit=None, show_progress_on=[header.status])
-    header.timer.tick(tick, [header.lang, chat.mode, chat.last], [header.status, header.timer], api_visibility="private",
+    header.timer.tick(tick, [header.lang, chat.mode], [header.status, header.timer], api_visibility="private",
                       queue=False, show_progress="hidden")
     header.lang.change(relabel, [header.lang, chat.mode, chat.last],
                        [header.title, header.lang, *tabs] + chat_outputs(chat) + docs_outputs(docs) + tasks_outputs(tasks)
-                       + [header.status],
+                       + [header.status, header.took],
                        api_visibility="private", queue=False)
 
 

@@ -104,9 +104,9 @@ def test_html_from_documents_and_question_is_escaped(tmp_path_factory, settings)
     demo, url = serve_app(Pipeline.load(index, settings), settings)
     try:
         client = Client(url, verbose=False)
-        doc_chat, doc_sources, _, doc_status = client.predict(
+        doc_chat, doc_sources, _, doc_status, _ = client.predict(
             "新建污水处理厂几座?", [], 5, "", "", "", "extractive", "zh", api_name="/respond")
-        q_chat, q_sources, _, q_status = client.predict(
+        q_chat, q_sources, _, q_status, _ = client.predict(
             EVIL_QUESTION, [], 5, "", "", "", "extractive", "en", api_name="/respond")
     finally:
         demo.close()
@@ -158,7 +158,7 @@ def test_llm_answers_stream_and_do_not_block_extractive_ones(pipeline, settings,
         quick = client.predict(QUESTION, api_name="/ask")
         quick_s = time.perf_counter() - started
         assert not job.done(), "the LLM answer should still be streaming"
-        chat, sources, _, status = job.result(timeout=30)
+        chat, sources, _, status, took = job.result(timeout=30)
         streamed = [out[0][-1]["content"][0]["text"] for out in job.outputs() if out[0]]
     finally:
         demo.close()
@@ -168,6 +168,7 @@ def test_llm_answers_stream_and_do_not_block_extractive_ones(pipeline, settings,
     final = chat[-1]["content"][0]["text"]
     assert "1115" in final and "extractive answer instead" in final
     assert "<mark>" in sources and "大模型生成" not in status and "抽取式" in status
+    assert re.fullmatch(r" · 上次用时 \d+\.\d\d 秒", took), took
 
 
 def test_basic_auth(pipeline, settings):

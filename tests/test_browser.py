@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from helpers import free_port
 from test_app import EVIL_QUESTION, QUESTION, build_evil_index
@@ -126,12 +127,19 @@ def ask(page, question: str, timeout_ms: int = 60000) -> float:
     page.fill("#gr-question textarea", question)
     started = time.perf_counter()
     page.keyboard.press("Enter")
-    page.wait_for_function(
-        """n => { const b = document.querySelectorAll('[data-testid="bot"]');
-                  if (b.length <= n) return false;
-                  const t = b[b.length - 1].innerText.trim();
-                  return t && t !== '…' && !t.endsWith('▌') && !t.startsWith('正在建立索引'); }""",
-        arg=bots, timeout=timeout_ms)
+    try:
+        page.wait_for_function(
+            """n => { const b = document.querySelectorAll('[data-testid="bot"]');
+                      if (b.length <= n) return false;
+                      const t = b[b.length - 1].innerText.trim();
+                      return t && t !== '…' && !t.endsWith('▌') && !t.startsWith('正在建立索引'); }""",
+            arg=bots, timeout=timeout_ms)
+    except PlaywrightTimeout:
+        shown = page.locator('[data-testid="bot"]').all_inner_texts()
+        raise AssertionError(f"no answer to {question!r} in {timeout_ms / 1000:.0f} s: {bots} answers before, "
+                             f"{len(shown)} now, the last {shown[-1:]!r}; the question box holds "
+                             f"{page.input_value('#gr-question textarea')!r}; status "
+                             f"{page.inner_text('#gr-status')!r}") from None
     return time.perf_counter() - started
 
 
@@ -146,12 +154,12 @@ def test_chat_answers_with_highlighted_citation(browser_context, seed_server):
     assert any("1115" in m for m in marks), marks
     sources = page.inner_text("#gr-sources")
     assert "第21项" in sources and "区工业和信息化局" in sources and "✓" in sources
-    # the answer's time reaches the status line with the answer or at the next 1 s refresh
-    # (a refresh computed just before the answer may land just after it on a busy machine; with
-    # the index's vectors being embedded beside the test, 5 s was not always enough)
-    page.wait_for_function("() => document.querySelector('#gr-status').innerText.includes('上次用时')", timeout=15000)
-    page.wait_for_timeout(2500)  # the status line's 1 s refresh keeps the last answer's time
+    # the answer's time reaches the status line with the answer, and the line's 1 s refresh (a
+    # refresh computed before the answer may land after it) leaves it there
+    page.wait_for_function("() => document.querySelector('#gr-took').innerText.includes('上次用时')", timeout=5000)
+    page.wait_for_timeout(2500)
     assert "上次用时" in page.inner_text("#gr-status")
+    assert re.search(r"索引:5 个文件 .* 上次用时", page.inner_text("#gr-status").replace("\n", " "))
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
     target = REPO / "docs" / "screenshot.png"
@@ -161,6 +169,7 @@ def test_chat_answers_with_highlighted_citation(browser_context, seed_server):
     page.get_by_text("English", exact=True).click()  # the label toggle
     page.wait_for_function("() => document.querySelector('#gr-sources').innerText.includes('Row 21')")
     assert "Sources" in page.content() and "1115" in page.inner_text("#gr-sources")
+    assert "last answer" in page.inner_text("#gr-took")
     page.close()
 
 
