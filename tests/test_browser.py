@@ -224,6 +224,36 @@ def test_ten_questions_memory_and_latency(browser_context, seed_server):
     page.close()
 
 
+def test_a_question_typed_while_an_answer_streams_is_kept_and_answered_next(browser_context, seed_index, fake_server,
+                                                                          tmp_path):
+    """An LLM answer streams (an endpoint that trickles tokens, then the extractive answer at its
+    3 s timeout); a second question typed meanwhile stays in the box as tokens arrive, and sent
+    before the first answer is done, it is answered after it."""
+    second = "即墨区2022年新增市级以上创新平台的目标是多少个?"
+    env = {"GOVRAG_LLM_BASE_URL": f"{fake_server}/trickle/v1", "GOVRAG_LLM_MODEL": "fake", "GOVRAG_LLM_TIMEOUT": "3"}
+    server = Server(seed_index, tmp_path / "app.log", env=env)
+    try:
+        page = open_chat(browser_context, server.url)
+        page.get_by_text("大模型生成", exact=True).click()
+        page.fill("#gr-question textarea", QUESTION)
+        page.keyboard.press("Enter")
+        page.wait_for_function("""() => { const b = document.querySelectorAll('[data-testid="bot"]');
+                                          return b.length === 1 && b[0].innerText.trim().endsWith('▌'); }""")
+        page.fill("#gr-question textarea", second)
+        page.wait_for_timeout(1000)  # three more tokens
+        assert page.input_value("#gr-question textarea") == second
+        assert page.locator('[data-testid="bot"]').last.inner_text().strip().endswith("▌")  # still streaming
+        page.keyboard.press("Enter")
+        page.wait_for_function("""() => { const b = document.querySelectorAll('[data-testid="bot"]');
+                                          return b.length === 2 && !b[1].innerText.trim().endsWith('▌')
+                                                 && b[1].innerText.trim() !== '…'; }""", timeout=60000)
+        assert page.locator('[data-testid="user"]').all_inner_texts() == [QUESTION, second]
+        first, answer = page.locator('[data-testid="bot"]').all_inner_texts()
+        assert "1115" in first and "20" in answer
+    finally:
+        server.stop()
+
+
 def test_first_start_builds_the_index_with_visible_progress(browser_context, tmp_path):
     """No index yet: the page is up at once, says it is building, then answers from the new index."""
     docs = tmp_path / "docs"
