@@ -475,7 +475,7 @@ class Header:
 
 
 def took_text(lang: str, last: Answer | None) -> str:
-    """" · 上次用时 0.04 秒" for the last answer, "" before the first."""
+    """How long the last answer took (" · 上次用时 0.04 秒"); "" before the first."""
     return LABELS[lang]["took"].format(s=last.timings.get("total_ms", 0) / 1000) if last is not None else ""
 
 
