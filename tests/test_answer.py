@@ -32,6 +32,15 @@ from rag.pipeline import clean_question
     ("Which two industries are the leading ones?", "en", "entity"),
     ("女子跳远谁拿了冠军?", "zh", "entity"),
     ("这项任务由谁负责?", "zh", "unit"),
+    ("新图书馆修好了没有?", "zh", "status"),
+    ("Where did construction of the riverside sports park in the new eastern district stand in June?", "en",
+     "status"),
+    ("What happened to the old bus depot?", "en", "status"),
+    ("What cap does the city put on its coal use?", "en", "count"),
+    ("What yield per mu did the trial fields reach?", "en", "count"),
+    ("What value added did the service sector reach?", "en", "amount"),
+    ("What total fines did the inspectors impose?", "en", "amount"),
+    ("What size is the county's industrial output meant to reach?", "en", "amount"),
 ])
 def test_asked_type(question, lang, expected):
     assert asked_type(question, lang) == expected
