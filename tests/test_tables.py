@@ -192,6 +192,42 @@ def test_pipeline_answers_table_questions_and_leaves_the_rest(pipeline):
     assert one_task.mode != "table"
 
 
+def test_table_questions_as_people_phrase_them(pipeline):
+    """The table's own marking (标为“已完成”, marked as completed), its absence for every unit, a
+    ranking of months, a unit named with its district's possessive, lists asked after the
+    noun (事项中哪些), and rows that name participants (写明了参与单位)."""
+    from rag.tables import parse
+
+    table, terms = pipeline.retriever.index.tasks, pipeline.retriever.terms
+
+    def understood(question: str, lang: str = "zh"):
+        tq = parse(question, lang, table, [], [], terms)
+        assert tq is not None, question
+        return tq
+
+    marked = understood("How many tasks in the Jimo Q3 progress table are shown as completed for every lead unit?", "en")
+    assert marked.filter.deadline == "已完成" and marked.filter.every_subrow
+    done = [r["number"] for r in table.records if r["doc"] == JIMO and all(s["deadline"] == "已完成" for s in r["subrows"])]
+    assert _rows(table.select(marked.filter)) == done
+    none = understood("In the Jimo progress table, how many tasks have no unit's part marked as completed?", "en")
+    assert none.filter.not_deadline == "已完成" and none.filter.every_subrow
+    assert not set(_rows(table.select(none.filter))) & set(done)
+    month = understood("即墨进展表里,完成时限落在哪个月的任务最多?")
+    assert month.op == "superlative" and month.group == "month"
+    due = Counter(m for r in table.records if r["doc"] == JIMO for m in {int(s["due"][5:7]) for s in r["subrows"] if s["due"]})
+    (top, n), (_, second) = due.most_common(2)
+    answer = pipeline.ask("Which month do most deadlines in the Jimo Q3 progress table fall in?")
+    assert n > second and answer.mode == "table" and f"({top}月) ({n} tasks" in answer.answer
+    assert len(answer.citations) == n
+    owned = understood("Which tasks does Jimo's science and technology bureau lead in the Q3 progress table?", "en")
+    assert owned.filter.units == ["区科学技术局"]
+    listed = understood("即墨三季度进展表里,区科技局负责的事项中哪些已经标为“已完成”?")
+    assert listed.op == "list" and listed.filter.deadline == "已完成" and _rows(table.select(listed.filter)) == [13, 14]
+    withp = understood("城阳重点任务清单里,写明了参与单位的任务有几项?")
+    assert withp.op == "count" and withp.filter.with_participants
+    assert all(r["participants"] for r in table.select(withp.filter))
+
+
 def test_pipeline_tasks_api(pipeline):
     rows = pipeline.tasks(unit="civil affairs bureau", district="即墨区")
     assert [r["number"] for r in rows] == [56, 59]

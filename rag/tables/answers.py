@@ -3,6 +3,7 @@ first, every row named (number and task name) and cited; superlatives with ties 
 ties; a filter that matches nothing said plainly."""
 from __future__ import annotations
 
+import calendar
 from typing import Any, Callable
 
 from ..models import Answer, Chunk, Citation
@@ -108,6 +109,8 @@ class TableAnswerer:
         n_of = {r["id"]: c.n for r, c in zip(all_rows, cits)}
         parts = []
         for k, rs in winners:
+            if tq.group == "month":
+                k = f"{calendar.month_name[k]} ({k}月)" if lang == "en" else f"{k}月"
             rows = "、".join(f"{r['number']}[{n_of[r['id']]}]" for r in rs)
             parts.append(f"{k} ({len(rs)} tasks: rows {rows})" if lang == "en" else f"{k}({len(rs)}项:第{rows}项)")
         head = ("tie: " if tie else "") if lang == "en" else ("并列(一样多):" if tie else "")

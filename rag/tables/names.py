@@ -33,6 +33,7 @@ _EN_UNIT = re.compile(r"\b((?:[a-z][\w'-]*\s+){0,7}?(?:bureau|commission|committ
                       r"cent(?:er|re)|branch|administration|headquarters|authority)(?:\s+of(?:\s+[a-z][\w-]*){1,6})?)\b", re.I)
 _EN_FILLER = re.compile(r"^(?:the|a|an|district|jimo|chengyang|municipal|qingdao|'?s|which|what|each|any|one|by|led|"
                         r"lead|leads|is|are|does|do)\s+", re.I)
+_EN_OWNER = re.compile(r"\b(?:district|jimo|chengyang|qingdao)['’]s\s+", re.I)  # the district's own (bureau)
 _STOP_ZH = sorted(CUES["residual"]["stop_zh"].split(), key=len, reverse=True)
 _STOP_EN = frozenset(CUES["residual"]["stop_en"].split())
 
@@ -131,7 +132,7 @@ def find_units_en(question: str, units: list[str], terms: Terms) -> tuple[list[t
     through their Chinese terms: the units that contain most of the phrase's specific terms."""
     found, unknown = [], []
     for m in _EN_UNIT.finditer(question):
-        phrase = re.split(r"\bthe\s+", m.group(1))[-1]
+        phrase = _EN_OWNER.sub("", re.split(r"\bthe\s+", m.group(1))[-1])  # "Jimo's" names no unit
         while (short := _EN_FILLER.sub("", phrase)) != phrase:
             phrase = short
         if len(phrase.split()) < 2 and not re.search(r"\bof\b", phrase):

@@ -28,7 +28,7 @@ class TableQuestion:
 
     op: str  # count | list | superlative
     filter: TaskFilter
-    group: str | None = None  # superlatives: unit | section | task_units
+    group: str | None = None  # superlatives: unit | section | month | task_units
     fewest: bool = False
     top: int = 1
     notes: list[str] = field(default_factory=list)  # how names were matched
@@ -40,7 +40,7 @@ def _operation(text: str, lang: str) -> tuple[str, str | None, bool] | None:
     if _has("group", "task_units", lang, text):
         return "superlative", "task_units", False
     if _has("ops", "superlative", lang, text):
-        group = "section" if _has("group", "section", lang, text) else "unit" if _has("group", "unit", lang, text) else None
+        group = next((g for g in ("section", "month", "unit") if _has("group", g, lang, text)), None)
         return "superlative", group, bool(_has("group", "fewest", lang, text))
     if _has("ops", "count", lang, text):
         return "count", None, False
@@ -80,7 +80,7 @@ def parse(question: str, lang: str, table: TaskTable, districts: list[str], year
         op = ("list", None, False)
     if op is None or not tasks or _has("scope", "one_task", lang, text):
         return None
-    if not (_has("scope", "task", lang, text) or quoted_task):
+    if not (_has("scope", "task", lang, text) or quoted_task or op[1] == "month"):  # months rank deadlines
         return None
     if re.search(r"第\s*\d{1,3}\s*(?:项|条|行)|\b(?:row|item|task) (?:no\.? ?)?\d{1,3}\b", text, re.I) and op[0] != "superlative":
         return None  # one numbered row: an ordinary question

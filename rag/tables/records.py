@@ -256,8 +256,8 @@ class TaskTable:
 
     def count_by(self, records: Iterable[dict[str, Any]], key: str, f: TaskFilter) -> dict[Any, list[dict[str, Any]]]:
         """Records grouped by `unit` (each unit in the filter's role: only the filter's units or
-        kind of unit when it names them, never its excluded ones), `section` or `doc`, largest
-        group first."""
+        kind of unit when it names them, never its excluded ones), `section`, due `month` (1-12)
+        or `doc`, largest group first."""
         groups: dict[Any, list[dict[str, Any]]] = {}
         for r in records:
             if key == "unit":
@@ -265,6 +265,9 @@ class TaskTable:
                     else r["leads"] + r["participants"]
                 keys = [u for u in dict.fromkeys(names) if (f.units is None or u in f.units)
                         and (not f.unit_part or f.unit_part in u) and u not in (f.exclude_units or [])]
+            elif key == "month":  # the months its sub-rows (the filter's units' own) are due in
+                keys = sorted({int(s["due"][5:7]) for s in r["subrows"] if s["due"]
+                               and (f.units is None or set(s["leads"]) & set(f.units))})
             else:
                 keys = [r.get("section") if key == "section" else r[key]]
             for k in keys:
