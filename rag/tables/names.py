@@ -219,7 +219,8 @@ def find_words(text: str, lang: str, tasks: list[str], terms: Terms, taken: list
     ones in an English question (mention new energy (新能源)), the topic of "跟X有关 / 涉及X",
     else (with `rest`, when the question has no other filter) the one longest piece left of
     the question once its cue words, the names already matched (`taken`) and the documents'
-    `titles` are removed, where that piece occurs in some task names but not in most."""
+    `titles` are removed (in English: the Chinese term of its topic that most task names hold),
+    where that piece occurs in some task names but not in most."""
     def usable(w: str) -> bool:
         return bool(CJK.search(w)) and not _VALUE.match(w) and not any(
             w == t or (len(w) >= 4 and w in t) or t in w for t in taken)
@@ -235,8 +236,10 @@ def find_words(text: str, lang: str, tasks: list[str], terms: Terms, taken: list
         return list(dict.fromkeys(words))
     pieces = _residual_zh(text, taken + titles) if lang == "zh" else _residual_en(text, terms)
     common = len(tasks) / 2
-    return [w for w in pieces if usable(w) and not any(w in t for t in titles)
-            and 0 < sum(w in t for t in tasks) <= common][:1]
+    named = {w: sum(w in t for t in tasks) for w in pieces}
+    if lang == "en":  # of an English topic's Chinese terms the broadest: parking -> 停车, not 停车泊位
+        pieces = sorted(pieces, key=lambda w: -min(named[w], common))
+    return [w for w in pieces if usable(w) and not any(w in t for t in titles) and 0 < named[w] <= common][:1]
 
 
 _TOPIC_ZH = (r"(?:跟|与|和|同)([\u4e00-\u9fff]{2,8}?)(?:有关|相关)|(?:涉及|关于|提到|提及|点名|写到|带有?|含有?|包含|针对)"
