@@ -226,6 +226,9 @@ def test_table_questions_as_people_phrase_them(pipeline):
     withp = understood("城阳重点任务清单里,写明了参与单位的任务有几项?")
     assert withp.op == "count" and withp.filter.with_participants
     assert all(r["participants"] for r in table.select(withp.filter))
+    topic = understood("How many tasks in the Jimo progress table are about parking?", "en")  # car parks and spaces
+    assert topic.filter.words and all(w in r["task"] for w in topic.filter.words for r in table.select(topic.filter))
+    assert len(table.select(topic.filter)) == sum("停车" in r["task"] for r in table.records if r["doc"] == JIMO) > 1
 
 
 def test_pipeline_tasks_api(pipeline):
