@@ -226,6 +226,13 @@ def test_table_questions_as_people_phrase_them(pipeline):
     withp = understood("城阳重点任务清单里,写明了参与单位的任务有几项?")
     assert withp.op == "count" and withp.filter.with_participants
     assert all(r["participants"] for r in table.select(withp.filter))
+    assert understood("How many task titles in the Chengyang list contain 绿色?", "en").filter.words == ["绿色"]
+    mention = understood("How many tasks in the Jimo progress table mention enterprises (企业)?", "en")
+    assert mention.filter.unit_part is None and mention.filter.words == ["企业"]
+    alone = understood("Which Chengyang key tasks does the development and reform bureau lead on its own?", "en")
+    assert alone.filter.n_leads == ("==", 1) and all(len(r["leads"]) == 1 for r in table.select(alone.filter))
+    every = understood("All told, how many numbered tasks does the Jimo progress table list?", "en")
+    assert len(table.select(every.filter)) == sum(r["doc"] == JIMO for r in table.records)
     topic = understood("How many tasks in the Jimo progress table are about parking?", "en")  # car parks and spaces
     assert topic.filter.words and all(w in r["task"] for w in topic.filter.words for r in table.select(topic.filter))
     assert len(table.select(topic.filter)) == sum("停车" in r["task"] for r in table.records if r["doc"] == JIMO) > 1
