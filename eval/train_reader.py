@@ -18,7 +18,7 @@ read the best candidate (P(right), P(no answer in the documents)), and the abste
   documents?" (P(no answer)). Both are fitted on out-of-fold best candidates: the training
   questions are cut into FOLDS groups of whole writers, each group's questions ranked by trees
   fitted on the other groups' (one fit per writer grew with the square of the bank: 52 fits
-  for the nineteenth round's 52 writers; ten folds took the fit from about 50 to 15 minutes).
+  for the nineteenth round's 52 writers, still running after 40 minutes; ten folds: 15).
   An unanswerable question's best candidate is never right, so this is where abstention is
   learned. Their size (15 leaves, 300 rounds) is what the nested out-of-fold
   count of right halves settled at (7 leaves and 150 rounds: 0.885; 15 x 300: 0.892; more:
@@ -39,8 +39,8 @@ read the best candidate (P(right), P(no answer in the documents)), and the abste
   whose best candidate comes from it, when it has at least MIN_KIND_QUESTIONS of them and its
   own makes at least MIN_KIND_GAIN of them more right: one margin was a compromise between the
   seeds' questions and the news questions (the seventeenth round's fit: 0.09 pooled, -0.09 for
-  news; the eighteenth's: -0.07 pooled, 0.34 for task lists). An answer must reach the margin of
-  the kind of document it comes from.
+  news; the eighteenth's: -0.07 pooled, 0.34 for task lists; the nineteenth's: -0.01 pooled
+  and no kind its own). An answer must reach the margin of the kind of document it comes from.
 The model is written as plain JSON (trees as node lists, numbers as Python writes floats).
 """
 from __future__ import annotations
