@@ -195,7 +195,8 @@ def test_pipeline_answers_table_questions_and_leaves_the_rest(pipeline):
 def test_table_questions_as_people_phrase_them(pipeline):
     """The table's own marking (标为“已完成”, marked as completed), its absence for every unit, a
     ranking of months, a unit named with its district's possessive, lists asked after the
-    noun (事项中哪些), and rows that name participants (写明了参与单位)."""
+    noun (事项中哪些), rows that name participants (写明了参与单位), task titles, a topic word
+    that is no kind of unit, a single lead unit, every row, and an English topic's broadest term."""
     from rag.tables import parse
 
     table, terms = pipeline.retriever.index.tasks, pipeline.retriever.terms

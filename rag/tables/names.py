@@ -31,9 +31,10 @@ _EN_NUMBERS = {w: i + 1 for i, w in enumerate("one two three four five six seven
                                                "thirteen fourteen fifteen".split())}
 _EN_UNIT = re.compile(r"\b((?:[a-z][\w'-]*\s+){0,7}?(?:bureau|commission|committee|office|department|regulator|"
                       r"cent(?:er|re)|branch|administration|headquarters|authority)(?:\s+of(?:\s+[a-z][\w-]*){1,6})?)\b", re.I)
-_EN_FILLER = re.compile(r"^(?:the|a|an|district|jimo|chengyang|municipal|qingdao|'?s|which|what|each|any|one|by|led|"
+_EN_PLACES = "district|jimo|chengyang|qingdao"  # words that place a unit, never name it
+_EN_FILLER = re.compile(rf"^(?:the|a|an|{_EN_PLACES}|municipal|'?s|which|what|each|any|one|by|led|"
                         r"lead|leads|is|are|does|do)\s+", re.I)
-_EN_OWNER = re.compile(r"\b(?:district|jimo|chengyang|qingdao)['’]s\s+", re.I)  # the district's own (bureau)
+_EN_OWNER = re.compile(rf"\b(?:{_EN_PLACES})['’]s\s+", re.I)  # the district's own (bureau)
 _STOP_ZH = sorted(CUES["residual"]["stop_zh"].split(), key=len, reverse=True)
 _STOP_EN = frozenset(CUES["residual"]["stop_en"].split())
 
